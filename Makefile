@@ -1,0 +1,54 @@
+# ttc — the two commands: `make run` (the whole study) and `make test` (unit tests + notebooks).
+# Knobs (override on the command line, e.g. `make run PROFILE=ci`). Comments sit on their own
+# lines because make keeps trailing blanks in a value.
+
+# params/<PROFILE>.yaml: ci | cpu | gpu | math500
+PROFILE ?= cpu
+# the interpreter that creates .venv (Python >= 3.11)
+PYTHON ?= python3
+# installed FIRST so a CPU machine gets the CPU wheel and never gigabytes of CUDA packages;
+# on your GPU machine e.g. TORCH_INSTALL="torch --index-url <your CUDA wheel index>"
+TORCH_INSTALL ?= torch==2.13.0
+# extra notebook parameters, e.g. SET="seed=1 n_test=200"
+SET ?=
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STAGES := 00_data 01_train_generator 02_train_verifier 03_difficulty_bins 04_search \
+          05_revisions 06_compute_optimal 07_ttc_vs_pretraining
+OVERRIDES := $(foreach s,$(SET),--set $(s))
+TEST_RUNS := $(CURDIR)/build/test-runs
+
+.PHONY: run test unit nbval lab install clean benchmarks $(STAGES)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_INSTALL)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m ttc_lib.pipeline run --profile $(PROFILE) $(OVERRIDES)
+
+$(STAGES): $(STAMP)
+	$(PY) -m ttc_lib.pipeline run --profile $(PROFILE) --stages $@ $(OVERRIDES)
+
+test: $(STAMP)
+	rm -rf $(TEST_RUNS)
+	TQDM_DISABLE=1 TTC_RUNS_DIR=$(TEST_RUNS) $(PY) -m pytest -q tests --nbval-lax notebooks
+
+unit: $(STAMP)
+	TQDM_DISABLE=1 $(PY) -m pytest -q tests
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/generation.py
+
+clean:
+	rm -rf build data/runs

@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny models built inside the tests, never downloaded."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+TINY_CORPUS = [
+    "Start with 23. Add 7, multiply by 3, subtract 15. What is the result?\n"
+    "23+7=30\n30*3=90\n90-15=75\n\\boxed{75}<|eos|>",
+    "Start with 4. Multiply by 5. What is the result?\n4*5=20\n\\boxed{20}<|eos|>",
+    "Start with 61. Subtract 19, add 3. What is the result?\n61-19=42\n42+3=45\n\\boxed{45}<|eos|>",
+] * 20
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    from ttc_lib.tokenizer import build_tokenizer
+
+    return build_tokenizer(TINY_CORPUS, vocab_size=300)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_tokenizer):
+    """A randomly initialised 2-layer Llama saved as a standard HF checkpoint dir with ttc_config.json."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                      max_position_embeddings=256, tie_word_embeddings=True,
+                      bos_token_id=tiny_tokenizer.bos_token_id, eos_token_id=tiny_tokenizer.eos_token_id,
+                      pad_token_id=tiny_tokenizer.pad_token_id)
+    model = LlamaForCausalLM(cfg)
+    path = tmp_path_factory.mktemp("tiny_ckpt")
+    model.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    (path / "ttc_config.json").write_text(json.dumps({"prompt_style": "plain", "name": "tiny"}))
+    return path

@@ -1,0 +1,249 @@
+"""Model specs, from-scratch Llama-style models, and checkpoints that carry their own config.
+
+A checkpoint is a standard Hugging Face directory (``config.json``, ``model.safetensors``,
+tokenizer files) that ``AutoModelForCausalLM``/``AutoTokenizer.from_pretrained`` load, plus
+``ttc_config.json``: the ModelSpec, the prompt style and the training record (steps, tokens,
+params, training FLOPs, wall time, parent checkpoint). Checkpoints are written to a temporary
+directory and renamed, so a killed run never leaves a half checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+TTC_CONFIG_FILE = "ttc_config.json"
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")  # safetensors only: data, not code
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Shape of a Llama-style decoder (RMSNorm, RoPE, SwiGLU MLP, tied input/output embeddings)."""
+
+    name: str
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int  # SwiGLU inner width
+    max_position_embeddings: int = 512  # RoPE, so only a limit: the longest 8-op problem is ~150 tokens
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"ModelSpec.name must be a non-empty string, got {self.name!r}")
+        for field in ("hidden_size", "num_layers", "num_heads", "intermediate_size",
+                      "max_position_embeddings"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"ModelSpec.{field} must be a positive int, got {value!r} (spec {self.name!r})")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"ModelSpec.num_heads={self.num_heads} must divide hidden_size="
+                             f"{self.hidden_size} (spec {self.name!r})")
+        if (self.hidden_size // self.num_heads) % 2:
+            raise ValueError(f"ModelSpec.num_heads={self.num_heads}: head size hidden_size/num_heads="
+                             f"{self.hidden_size // self.num_heads} must be even for RoPE (spec {self.name!r})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict) -> "ModelSpec":
+        return cls(**row)
+
+
+# Presets. Parameter counts are for the default 320-token vocabulary (tied embeddings counted once).
+MODEL_SPECS: dict[str, ModelSpec] = {
+    # Plumbing only (tests, ci profile): ~25k params, learns nothing useful.
+    "tiny": ModelSpec("tiny", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64),
+    # The policy. FINDINGS: 1.06M params, 1500 steps x batch 32 in ~5 min on 2 cores reaches
+    # sampled pass@1 .97 at 1 operation down to ~.1 at 8. ~1.09M params with vocab 320.
+    "small": ModelSpec("small", hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512),
+    # The CPU profile's "larger model" (~3.3x small, 3.6M): wide-and-shallow is what 2 CPU cores
+    # train fastest per parameter; FINDINGS' 8.4M model reached only ~2% in 10 min here.
+    "medium": ModelSpec("medium", hidden_size=192, num_layers=6, num_heads=6, intermediate_size=768),
+    # The paper's ~14x larger model (GPU profile): 15.2M params, 13.9x small.
+    "large": ModelSpec("large", hidden_size=384, num_layers=6, num_heads=6, intermediate_size=1664),
+}
+
+
+def get_spec(spec: str | ModelSpec) -> ModelSpec:
+    """A ModelSpec from itself or a preset name."""
+    if isinstance(spec, ModelSpec):
+        return spec
+    try:
+        return MODEL_SPECS[spec]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown model spec {spec!r}; presets: {sorted(MODEL_SPECS)}") from None
+
+
+def spec_from_config(config: Any, name: str = "custom") -> ModelSpec:
+    """The ModelSpec of a Llama-style HF config (for models built outside build_model)."""
+    return ModelSpec(name, hidden_size=config.hidden_size, num_layers=config.num_hidden_layers,
+                     num_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
+                     max_position_embeddings=config.max_position_embeddings)
+
+
+def build_model(spec: str | ModelSpec, tokenizer: Any, seed: int | None = None):
+    """A freshly initialised LlamaForCausalLM of ``spec`` for ``tokenizer``'s vocabulary (fp32).
+
+    ``seed`` seeds the initialisation (torch's global RNG) so one seed gives one model.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    spec = get_spec(spec)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size, num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads, num_key_value_heads=spec.num_heads,  # plain MHA
+        max_position_embeddings=spec.max_position_embeddings, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id)
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):  # generate() reads these
+        setattr(model.generation_config, key, getattr(config, key))
+    return model
+
+
+def count_params(model: Any) -> int:
+    """Number of distinct parameters (tied embedding/output weights counted once): the N of 6·N·D."""
+    seen, total = set(), 0
+    for p in model.parameters():  # parameters() already de-duplicates shared tensors; be explicit
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+    return total
+
+
+def save_checkpoint(model: Any, tokenizer: Any, path: str | Path, ttc_config: dict) -> Path:
+    """Write a standard HF checkpoint dir (safetensors) plus ``ttc_config.json``, atomically.
+
+    Everything is written to a temporary sibling directory, which is then renamed to ``path``;
+    an existing ``path`` is replaced (moved aside first, removed last).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = dict(ttc_config)
+    config.setdefault("prompt_style", "plain")
+    config.setdefault("spec", spec_from_config(model.config, config.get("name", "custom")).to_dict())
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    old = path.parent / f".{path.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / TTC_CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def read_ttc_config(path: str | Path) -> dict:
+    """``ttc_config.json`` of a checkpoint dir; {} for a checkpoint ttc did not train."""
+    file = Path(path) / TTC_CONFIG_FILE
+    if not file.exists():
+        return {}
+    try:
+        config = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"checkpoint {path}: {file} is corrupt ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"checkpoint {path}: {file} must hold a JSON object")
+    return config
+
+
+def load_checkpoint(path_or_id: str | Path, device: str = "cpu", trust_remote_code: bool = False,
+                    dtype: Any = None):
+    """(model in eval mode on ``device``, tokenizer, ttc_config) from a checkpoint dir.
+
+    ``path_or_id`` is a local directory, or a hub id already in the local Hugging Face cache
+    (nothing is ever downloaded). Weights must be safetensors; remote code runs only when
+    ``trust_remote_code=True`` is asked for by name. Errors name the path at fault.
+    ``dtype`` defaults to the checkpoint's own dtype.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = Path(path_or_id).expanduser()
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": True}
+    if local.exists():
+        _check_checkpoint_dir(local)
+        source: str | Path = local
+        ttc_config = read_ttc_config(local)
+    elif _looks_like_hub_id(str(path_or_id)) and _in_hub_cache(str(path_or_id)):
+        source, ttc_config = str(path_or_id), {}
+    else:
+        raise FileNotFoundError(f"checkpoint {path_or_id!s}: no such directory ({local.resolve()}), "
+                                "and no such model in the local Hugging Face cache (ttc never downloads)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or "auto",
+                                                     use_safetensors=True, **kwargs)
+    except Exception as err:  # transformers' errors don't always say which checkpoint failed
+        where = f"checkpoint {source}" if local.exists() else (
+            f"{source!r} (not a local directory; looked in the local Hugging Face cache only)")
+        raise ValueError(f"could not load {where}: {type(err).__name__}: {err}") from err
+    ttc_config.setdefault("prompt_style", "plain")
+    return model.to(device).eval(), tokenizer, ttc_config
+
+
+def _check_checkpoint_dir(path: Path) -> None:
+    """Clear errors for the common ways a checkpoint dir is broken, before transformers sees it."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"checkpoint {path} is not a directory")
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"checkpoint {path} has no config.json (not a Hugging Face checkpoint dir)")
+    try:
+        json.loads((path / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"checkpoint {path}: config.json is corrupt ({err})") from None
+    weights = [path / f for f in WEIGHT_FILES if (path / f).exists()]
+    if not weights:
+        other = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+        hint = f" (found {other}: convert them to safetensors; pickled weights are not loaded)" if other else ""
+        raise FileNotFoundError(f"checkpoint {path} has no model.safetensors weights{hint}")
+    if weights[0].name == "model.safetensors":
+        _check_safetensors(weights[0])
+    read_ttc_config(path)  # a corrupt ttc_config.json fails here, naming the file
+
+
+def _check_safetensors(file: Path) -> None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as fh:
+            for key in fh.keys():  # reading each tensor catches truncation, not just a bad header
+                fh.get_slice(key)
+    except Exception as err:
+        raise ValueError(f"checkpoint weights {file} are corrupt or truncated ({err})") from None
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) <= 2 and all(parts) and not text.startswith((".", "~"))
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # a malformed id, or no huggingface_hub: treat as not cached
+        return False
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to ttc_config.json")

@@ -1,0 +1,36 @@
+"""The one place that owns prompt formats: how a question (and a partial solution) becomes text.
+
+Generation, training, verifier scoring and revision prompts all build their text here, so a
+model always sees the format it was trained on. Styles live in a name -> function registry; a
+checkpoint trained by ttc records its style in ``ttc_config.json`` (see models.py).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .steps import STEP_DELIMITER
+
+EOS_TEXT = "<|eos|>"  # end-of-solution marker appended to training targets (tokenizer special)
+
+
+def _plain(question: str) -> str:
+    # The synthetic world's format: the question on one line, then the solution, one step a line.
+    return question.strip() + STEP_DELIMITER
+
+
+PROMPT_STYLES: dict[str, Callable[[str], str]] = {"plain": _plain}
+
+
+def format_prompt(question: str, style: str = "plain") -> str:
+    """The text a model is given before its solution; a prefix of steps is appended verbatim."""
+    try:
+        fn = PROMPT_STYLES[style]
+    except KeyError:
+        raise ValueError(f"unknown prompt style {style!r}; known: {sorted(PROMPT_STYLES)}") from None
+    return fn(question)
+
+
+def training_text(question: str, solution: str, style: str = "plain") -> tuple[str, str]:
+    """(prompt, target) for supervised training: loss is taken on the target only."""
+    return format_prompt(question, style), solution.strip() + EOS_TEXT
