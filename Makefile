@@ -39,7 +39,7 @@ $(STAGES): $(STAMP)
 
 test: $(STAMP)
 	rm -rf $(TEST_RUNS)
-	TQDM_DISABLE=1 TTC_RUNS_DIR=$(TEST_RUNS) $(PY) -m pytest -q tests --nbval-lax notebooks
+	TQDM_DISABLE=1 TTC_RUNS_DIR=$(TEST_RUNS) $(PY) -m pytest -q tests --nbval-lax --nbval-current-env notebooks
 
 unit: $(STAMP)
 	TQDM_DISABLE=1 $(PY) -m pytest -q tests

@@ -124,7 +124,7 @@ def run(profile: str, stages: list[str] | None = None, overrides: list[str] = ()
         start = time.time()
         papermill.execute_notebook(str(notebook_path(stage)), str(out_dir / f"{stage}.ipynb"),
                                    parameters=resolved[stage], cwd=str(project_root() / "notebooks"),
-                                   progress_bar=False, log_output=True, kernel_name="python3")
+                                   progress_bar=True, log_output=False, kernel_name="python3")
         timings[stage] = round(time.time() - start, 1)
         write_json(timings_path, timings)
         print(f"== {stage} done in {timings[stage]:.0f} s", flush=True)

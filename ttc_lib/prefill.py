@@ -1,0 +1,118 @@
+"""Prefill: run each distinct prompt through the model once and hand its keys/values to every row
+that samples from it.
+
+Rules:
+- A prompt is prefilled once per chunk however many rows sample from it (generate() would copy
+  it n times before the prefill).
+- Prompts of one group (the Generator groups the prefixes of one question) share their common
+  token prefix, the *stem*: the stem is prefilled once, each prompt's remaining tokens on top of
+  it. Sharing is exact: the model reads the same tokens at the same positions, only once.
+- Each prompt's keys/values are stored once (kv_cache.SharedPrefixCache), its real tokens
+  (stem and rest, no gap) right-aligned to the longest prompt, masked left padding before.
+  Positions count real tokens only, so padding never changes what the model computes.
+- Prefill forwards hold a bounded number of tokens (large CPU batches measured slower per token).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.cache_utils import DynamicCache
+
+from .kv_cache import KVPool, SharedPrefixCache
+
+
+def left_pad(seqs: list[list[int]], pad_id: int, device: torch.device, offsets: list[int] | None = None):
+    """(ids, mask, positions) of ``seqs`` left-padded to one width; positions start at
+    ``offsets[k]`` (default 0) and pads repeat a real position (they are masked anyway)."""
+    width = max(1, max(len(s) for s in seqs))
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        if s:
+            ids[r, width - len(s):], mask[r, width - len(s):] = torch.tensor(s), 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    if offsets is not None:
+        pos += torch.tensor(offsets)[:, None]
+    return ids.to(device), mask.to(device), pos.to(device)
+
+
+def _plan(prompts: list[list[int]], stems: list[int], budget: int) -> list[list[int]]:
+    """Prompt indices cut into prefill sub-batches of about ``budget`` tokens, groups kept whole
+    where they fit (``prompts`` arrive ordered so that a group's prompts are adjacent)."""
+    batches, cur, stem_w, rest_w, n_stems = [], [], 0, 0, 0
+    for j, p in enumerate(prompts):
+        new_stem = stems[j] > 0 and not (cur and prompts[cur[-1]][:stems[cur[-1]]] == p[:stems[j]])
+        sw, rw = max(stem_w, stems[j]), max(rest_w, len(p) - stems[j])
+        if cur and (len(cur) + 1) * rw + (n_stems + new_stem) * sw > budget:
+            batches.append(cur)
+            cur, stem_w, rest_w, n_stems = [], 0, 0, 0
+            new_stem, sw, rw = stems[j] > 0, stems[j], len(p) - stems[j]
+        cur.append(j)
+        stem_w, rest_w, n_stems = sw, rw, n_stems + new_stem
+    return batches + [cur]
+
+
+def shared_prefill(model, pool: KVPool, prompts: list[list[int]], stems: list[int], rows: list[slice],
+                   n_rows: int, room: int, pad_id: int, budget: int) -> tuple[SharedPrefixCache, torch.Tensor]:
+    """Prefill distinct ``prompts`` (token ids) into a SharedPrefixCache for ``n_rows`` rows.
+
+    ``stems[j]``: leading tokens prompt j shares with the adjacent prompts of its group (0: none;
+    at least one token of each prompt must remain). ``rows[j]``: the rows sampling prompt j, in
+    prompt order. ``room``: own tokens each row may add. Returns (cache, last logits per row).
+    """
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    store = last = None
+    for js in _plan(prompts, stems, budget):
+        stem_keys = list(dict.fromkeys(tuple(prompts[j][:stems[j]]) for j in js if stems[j]))
+        cache = DynamicCache(config=model.config)
+        stem_end = 0
+        if stem_keys:  # stage 1: each distinct stem once
+            ids, mask_s, pos = left_pad([list(k) for k in stem_keys], pad_id, device)
+            model(input_ids=ids, attention_mask=mask_s, position_ids=pos, past_key_values=cache,
+                  use_cache=True, logits_to_keep=1)
+            which = [stem_keys.index(tuple(prompts[j][:stems[j]])) if stems[j] else 0 for j in js]
+            cache.batch_select_indices(torch.tensor(which, device=device))
+            has = torch.tensor([stems[j] > 0 for j in js], device=device)
+            mask_s, stem_end = mask_s[which] * has[:, None], ids.shape[1]
+        else:
+            mask_s = torch.zeros((len(js), 0), dtype=torch.long, device=device)
+        # stage 2: the rest of every prompt, reading its stem from the cache
+        ids, mask_r, pos = left_pad([prompts[j][stems[j]:] for j in js], pad_id, device, [stems[j] for j in js])
+        out = model(input_ids=ids, attention_mask=torch.cat([mask_s, mask_r], dim=1), position_ids=pos,
+                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+        if store is None:
+            store = [(k.new_zeros(len(prompts), k.shape[1], width, k.shape[3]),
+                      v.new_zeros(len(prompts), v.shape[1], width, v.shape[3])) for k, v in
+                     ((layer.keys, layer.values) for layer in cache.layers)]
+            last = out.logits.new_empty(len(prompts), out.logits.shape[-1])
+        total = cache.layers[0].keys.shape[2]
+        for k, j in enumerate(js):  # real columns only, stem then rest, right-aligned
+            stem, rest = stems[j], len(prompts[j]) - stems[j]
+            for (ks, vs), layer in zip(store, cache.layers):
+                ks[j, :, width - rest:] = layer.keys[k, :, total - rest:]
+                vs[j, :, width - rest:] = layer.values[k, :, total - rest:]
+                if stem:
+                    ks[j, :, width - rest - stem:width - rest] = layer.keys[k, :, stem_end - stem:stem_end]
+                    vs[j, :, width - rest - stem:width - rest] = layer.values[k, :, stem_end - stem:stem_end]
+            last[j] = out.logits[k, -1]
+    lens = torch.tensor([len(p) for p in prompts], device=device)
+    prefix_mask = torch.arange(width, device=device) >= width - lens[:, None]
+    row_prompt = torch.empty(n_rows, dtype=torch.long, device=device)
+    for j, r in enumerate(rows):
+        row_prompt[r] = j
+    cache = SharedPrefixCache(store, prefix_mask, row_prompt, pool.layers(store, n_rows, max(1, room)))
+    return cache, last.index_select(0, row_prompt)
+
+
+def plain_prefill(model, prompts: list[list[int]], rows: list[slice], n_rows: int, pad_id: int):
+    """The fallback for models GrowingLayer cannot serve: one forward, DynamicCache rows repeated."""
+    device = next(model.parameters()).device
+    ids, mask, pos = left_pad(prompts, pad_id, device)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                past_key_values=DynamicCache(config=model.config), logits_to_keep=1)
+    rep = torch.empty(n_rows, dtype=torch.long, device=device)
+    for j, r in enumerate(rows):
+        rep[r] = j
+    out.past_key_values.batch_select_indices(rep)
+    return out.past_key_values, out.logits[:, -1].index_select(0, rep), mask.index_select(0, rep)
