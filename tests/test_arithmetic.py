@@ -228,3 +228,18 @@ def test_oracle_fuzz_never_raises_and_agrees_with_grading(splits):
         assert len(step_labels(p, text)) == len(split_steps(text))
         if bad is None and len(split_steps(text)) == len(steps):
             assert grade_answer(extract_answer(text), p.answer)
+
+
+def test_operand_bound_grows_with_level():
+    world = ArithmeticWorld(addsub_max=19, addsub_max_hardest=89, min_ops=1, max_ops=8)
+    assert [world.addsub_bound(lv) for lv in (1, 8)] == [19, 89]
+    assert world.addsub_bound(4) == 49  # linear in between
+    assert ArithmeticWorld().addsub_bound(8) == 19  # 0 = no growth (the default)
+    _, test = make_splits(world, 0, 400, seed=1)
+    for p in test:
+        operands = [int(b) for op, b in re.findall(r"(add|subtract) (\d+)", p.question)]
+        assert all(1 <= b <= world.addsub_bound(p.level) for b in operands)
+    hard = [int(b) for p in test if p.level == 8 for _, b in re.findall(r"(add|subtract) (\d+)", p.question)]
+    assert max(hard) > 19, "the hardest level must use operands beyond the easy bound"
+    with pytest.raises(ValueError, match="addsub_max_hardest"):
+        ArithmeticWorld(addsub_max_hardest=-1)

@@ -54,16 +54,20 @@ class ModelSpec:
         return cls(**row)
 
 
-# Presets. Parameter counts are for the default 320-token vocabulary (tied embeddings counted once).
+# Presets. Parameter counts are for a ~316-token vocabulary (tied embeddings counted once).
+# Measured on the project's 2-core CPU (bf16 autocast, batch 32, one thread, quiet machine):
+# small ~8.9k training tokens/s, medium ~3.8k; both ~2x slower under contention.
 MODEL_SPECS: dict[str, ModelSpec] = {
-    # Plumbing only (tests, ci profile): ~25k params, learns nothing useful.
+    # Plumbing only (tests, ci profile): ~30k params, learns nothing useful.
     "tiny": ModelSpec("tiny", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64),
-    # The policy. FINDINGS: 1.06M params, 1500 steps x batch 32 in ~5 min on 2 cores reaches
-    # sampled pass@1 .97 at 1 operation down to ~.1 at 8. ~1.09M params with vocab 320.
+    # The policy: 1.09M params. 1500 steps x 32 (3.7M tokens, ~7 min single-threaded) gives
+    # sampled (T=1) pass@1 ~.86 at 1 operation falling to ~.3 at 8, greedy ~.96 to ~.7.
     "small": ModelSpec("small", hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512),
-    # The CPU profile's "larger model" (~3.3x small, 3.6M): wide-and-shallow is what 2 CPU cores
-    # train fastest per parameter; FINDINGS' 8.4M model reached only ~2% in 10 min here.
-    "medium": ModelSpec("medium", hidden_size=192, num_layers=6, num_heads=6, intermediate_size=768),
+    # The CPU profile's larger model: 4.28M params, 3.9x small. 1000 steps at lr 1e-3 (2.5M
+    # tokens, ~11 min single-threaded) gives sampled pass@1 ~.97 at 1 op to ~.6 at 8: clearly
+    # above small. Wide-and-shallow trains fastest per parameter on CPU; FINDINGS' 8.4M model
+    # reached ~2% in 10 min on 2 cores, too few steps to pass the point where arithmetic clicks.
+    "medium": ModelSpec("medium", hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024),
     # The paper's ~14x larger model (GPU profile): 15.2M params, 13.9x small.
     "large": ModelSpec("large", hidden_size=384, num_layers=6, num_heads=6, intermediate_size=1664),
 }
@@ -112,12 +116,7 @@ def build_model(spec: str | ModelSpec, tokenizer: Any, seed: int | None = None):
 
 def count_params(model: Any) -> int:
     """Number of distinct parameters (tied embedding/output weights counted once): the N of 6·N·D."""
-    seen, total = set(), 0
-    for p in model.parameters():  # parameters() already de-duplicates shared tensors; be explicit
-        if id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
-    return total
+    return sum(p.numel() for p in model.parameters())  # parameters() yields a shared tensor once
 
 
 def save_checkpoint(model: Any, tokenizer: Any, path: str | Path, ttc_config: dict) -> Path:
@@ -164,7 +163,8 @@ def read_ttc_config(path: str | Path) -> dict:
 
 def load_checkpoint(path_or_id: str | Path, device: str = "cpu", trust_remote_code: bool = False,
                     dtype: Any = None):
-    """(model in eval mode on ``device``, tokenizer, ttc_config) from a checkpoint dir.
+    """(model in eval mode on ``device``, tokenizer, ttc_config) from a checkpoint dir; ttc_config
+    is {} for a checkpoint ttc did not train (then the caller must name its prompt style).
 
     ``path_or_id`` is a local directory, or a hub id already in the local Hugging Face cache
     (nothing is ever downloaded). Weights must be safetensors; remote code runs only when
@@ -184,6 +184,12 @@ def load_checkpoint(path_or_id: str | Path, device: str = "cpu", trust_remote_co
     else:
         raise FileNotFoundError(f"checkpoint {path_or_id!s}: no such directory ({local.resolve()}), "
                                 "and no such model in the local Hugging Face cache (ttc never downloads)")
+    from transformers.utils import logging as hf_logging
+
+    # ttc's own checkpoints load in milliseconds, many times per notebook: no progress bar
+    quiet = bool(ttc_config) and hf_logging.is_progress_bar_enabled()
+    if quiet:
+        hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or "auto",
@@ -192,7 +198,9 @@ def load_checkpoint(path_or_id: str | Path, device: str = "cpu", trust_remote_co
         where = f"checkpoint {source}" if local.exists() else (
             f"{source!r} (not a local directory; looked in the local Hugging Face cache only)")
         raise ValueError(f"could not load {where}: {type(err).__name__}: {err}") from err
-    ttc_config.setdefault("prompt_style", "plain")
+    finally:
+        if quiet:
+            hf_logging.enable_progress_bar()
     return model.to(device).eval(), tokenizer, ttc_config
 
 

@@ -32,13 +32,18 @@ class ArithmeticWorld:
     mul_max: int = 5  # multiply operands are drawn from 2..mul_max (1 = no multiplication)
     min_ops: int = 1  # fewest operations in a problem (easiest level)
     max_ops: int = 8  # most operations in a problem (hardest level)
+    # Operand size grows with the level: the add/subtract bound rises linearly from addsub_max
+    # at min_ops to addsub_max_hardest at max_ops (0 = no growth). Longer chains alone make a
+    # well-trained model only slowly worse (per-step errors compound); larger operands make the
+    # hardest levels hard per step too, as MATH's level 5 is for a small model.
+    addsub_max_hardest: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"ArithmeticWorld.{f.name} must be an int, got {value!r}")
-        lower = {"max_value": 1, "addsub_max": 1, "mul_max": 1, "min_ops": 1}
+        lower = {"max_value": 1, "addsub_max": 1, "mul_max": 1, "min_ops": 1, "addsub_max_hardest": 0}
         for name, low in lower.items():
             if getattr(self, name) < low:
                 raise ValueError(f"ArithmeticWorld.{name} must be >= {low}, got {getattr(self, name)}")
@@ -49,6 +54,13 @@ class ArithmeticWorld:
     @property
     def levels(self) -> list[int]:
         return list(range(self.min_ops, self.max_ops + 1))
+
+    def addsub_bound(self, level: int) -> int:
+        """Largest add/subtract operand at ``level`` (see addsub_max_hardest)."""
+        if not self.addsub_max_hardest or self.max_ops == self.min_ops:
+            return self.addsub_max
+        share = (level - self.min_ops) / (self.max_ops - self.min_ops)
+        return round(self.addsub_max + share * (self.addsub_max_hardest - self.addsub_max))
 
 
 def _apply(value: int, op: str, operand: int) -> int:
@@ -62,6 +74,7 @@ def _apply(value: int, op: str, operand: int) -> int:
 def _sample_ops(world: ArithmeticWorld, rng: random.Random, n_ops: int) -> tuple[int, list]:
     """A start value and n_ops (op, operand) pairs keeping every intermediate in range."""
     top, rand = world.max_value, rng.random  # rand() arithmetic: ~3x faster than randint
+    addsub = world.addsub_bound(n_ops)
     value = start = 1 + int(rand() * top)
     ops = []
     for _ in range(n_ops):
@@ -75,9 +88,9 @@ def _sample_ops(world: ArithmeticWorld, rng: random.Random, n_ops: int) -> tuple
             kinds.append("*")
         op = kinds[int(rand() * len(kinds))]
         if op == "+":
-            operand = 1 + int(rand() * min(world.addsub_max, top - value))
+            operand = 1 + int(rand() * min(addsub, top - value))
         elif op == "-":
-            operand = 1 + int(rand() * min(world.addsub_max, value))
+            operand = 1 + int(rand() * min(addsub, value))
         else:
             high = min(world.mul_max, top // value) if value else world.mul_max
             operand = 2 + int(rand() * (high - 1))
