@@ -20,7 +20,7 @@ STAGES := 00_data 01_train_generator 02_train_verifier 03_difficulty_bins 04_sea
 OVERRIDES := $(foreach s,$(SET),--set $(s))
 TEST_RUNS := $(CURDIR)/build/test-runs
 
-.PHONY: run test unit nbval lab install clean benchmarks $(STAGES)
+.PHONY: run test unit lab install clean benchmarks record $(STAGES)
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -52,3 +52,8 @@ benchmarks: $(STAMP)
 
 clean:
 	rm -rf build data/runs
+
+# after changing a notebook's contract cell: re-run the ci profile and store its expected output
+record: $(STAMP)
+	rm -rf $(TEST_RUNS)
+	TQDM_DISABLE=1 TTC_RUNS_DIR=$(TEST_RUNS) $(PY) -m ttc_lib.pipeline record

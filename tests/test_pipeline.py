@@ -100,3 +100,13 @@ def test_override_must_name_a_parameter():
 def test_cli_reports_errors_without_traceback(capsys):
     assert pipeline.main(["check", "nope"]) == 2
     assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_sees_every_parameter(nb_path):
+    # papermill's own parser (papermill --help-notebook) gives up on some lines, e.g. '=' in a comment
+    from papermill.translators import PythonTranslator
+
+    cell = next(c for c in json.loads(nb_path.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+    seen = {p.name for p in PythonTranslator.inspect({"source": "".join(cell["source"])})}
+    assert seen == set(pipeline.notebook_parameters(nb_path))

@@ -131,6 +131,34 @@ def run(profile: str, stages: list[str] | None = None, overrides: list[str] = ()
     return timings
 
 
+CONTRACT_MARK = "# NBVAL_CHECK_OUTPUT"  # nbval --nbval-lax compares only the outputs of these cells
+
+
+def record_contracts(stages: list[str] | None = None) -> list[str]:
+    """Run the ``ci`` profile, then store the printed outputs of each notebook's contract cells
+    in the source notebook (every other output stays empty): what ``make test`` compares against.
+    Returns the notebooks that changed."""
+    import nbformat
+
+    run("ci", stages)
+    changed = []
+    for stage in stages or [s for s in STAGES if notebook_path(s).exists()]:
+        source_path, executed_path = notebook_path(stage), project_root() / "build" / "ci" / f"{stage}.ipynb"
+        source, executed = nbformat.read(source_path, 4), nbformat.read(executed_path, 4)
+        outputs = {c.get("id"): c.get("outputs", []) for c in executed.cells if c.cell_type == "code"}
+        before = nbformat.writes(source)
+        for cell in source.cells:
+            if cell.cell_type != "code":
+                continue
+            cell.execution_count = None
+            cell.outputs = [o for o in outputs.get(cell.get("id"), []) if o.get("output_type") == "stream"] \
+                if CONTRACT_MARK in cell.source else []
+        if nbformat.writes(source) != before:
+            nbformat.write(source, source_path)
+            changed.append(stage)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ttc_lib.pipeline", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,10 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     check_p = sub.add_parser("check", help="validate params/<profile>.yaml against the notebooks")
     check_p.add_argument("profiles", nargs="*")
+    record_p = sub.add_parser("record", help="run ci and store contract-cell outputs in the sources")
+    record_p.add_argument("--stages", nargs="*")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             run(args.profile, args.stages, args.overrides)
+        elif args.command == "record":
+            print("contract outputs changed in:", record_contracts(args.stages) or "none")
         else:
             names = args.profiles or sorted(p.stem for p in (project_root() / "params").glob("*.yaml"))
             for name in names:
