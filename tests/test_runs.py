@@ -59,3 +59,20 @@ def test_result_cache_resumes_and_ignores_a_torn_line(tmp_path):
     reopened.close()
     assert ResultCache(path).get("q3") == 3
     assert sum(1 for line in path.read_text().splitlines() if line.startswith("{") and line.endswith("}")) == 3
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    from ttc_lib.runs import atomic_dir
+
+    target = tmp_path / "ckpt"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("first")
+    assert (target / "a.txt").read_text() == "first"
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "a.txt").write_text("half")
+            raise RuntimeError("killed")
+    assert (target / "a.txt").read_text() == "first"  # the old folder survives a failed write
+    with atomic_dir(target) as tmp:
+        (tmp / "b.txt").write_text("second")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"] and not (target / "a.txt").exists()

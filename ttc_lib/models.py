@@ -10,11 +10,11 @@ directory and renamed, so a killed run never leaves a half checkpoint behind.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from .runs import atomic_dir
 
 TTC_CONFIG_FILE = "ttc_config.json"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")  # safetensors only: data, not code
@@ -130,20 +130,10 @@ def save_checkpoint(model: Any, tokenizer: Any, path: str | Path, ttc_config: di
     config = dict(ttc_config)
     config.setdefault("prompt_style", "plain")
     config.setdefault("spec", spec_from_config(model.config, config.get("name", "custom")).to_dict())
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    old = path.parent / f".{path.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dir(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / TTC_CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
     return path
 
 

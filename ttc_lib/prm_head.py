@@ -30,8 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
 import time
 from bisect import bisect_left
 from dataclasses import asdict, dataclass
@@ -43,6 +41,7 @@ import torch
 from .compute import forward_flops, training_flops
 from .models import TTC_CONFIG_FILE, count_params, load_checkpoint, read_ttc_config
 from .prompts import format_prompt
+from .runs import atomic_dir
 from .steps import step_end_offsets
 from .training import _tqdm_disabled, _weights_hash
 from .verifier import VERIFIER_CONFIG, LabelledSolution, read_verifier_config, register, save_verifier_config
@@ -416,11 +415,7 @@ def _fingerprint(config: HeadTrainConfig, backbone_key: str, style: str, name: s
 def _save(prm: HeadPRM, out_dir: Path, record: dict, backbone_path: str | Path, ttc_config: dict) -> None:
     from safetensors.torch import save_file
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp, old = (out_dir.parent / f".{out_dir.name}.{tag}-{os.getpid()}" for tag in ("tmp", "old"))
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
+    with atomic_dir(out_dir) as tmp:
         if record["frozen"]:  # the backbone is untouched: refer to it
             backbone = str(Path(backbone_path).expanduser().resolve()) if Path(backbone_path).expanduser().exists() \
                 else str(backbone_path)
@@ -434,13 +429,6 @@ def _save(prm: HeadPRM, out_dir: Path, record: dict, backbone_path: str | Path, 
         save_verifier_config(tmp, KIND, name=prm.name, backbone=backbone, prompt_style=prm.prompt_style,
                              hidden_size=prm.head[-1].in_features, dropout=prm.head[0].p,
                              fingerprint=record["fingerprint"], training=record)
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 @register(KIND)
