@@ -55,20 +55,22 @@ class ModelSpec:
 
 
 # Presets. Parameter counts are for a ~316-token vocabulary (tied embeddings counted once).
-# Measured on the project's 2-core CPU (bf16 autocast, batch 32, one thread, quiet machine):
-# small ~8.9k training tokens/s, medium ~3.8k; both ~2x slower under contention.
+# Measured on the project's 2-core CPU with ttc_lib.training (ArithmeticWorld, 20k train problems,
+# batch 32, bf16 autocast, one thread, quiet machine; about 2x slower under contention):
+# small ~7.7k training tokens/s, medium ~3.5k. pass@1 below: T=1 samples, 100 test problems a level.
 MODEL_SPECS: dict[str, ModelSpec] = {
     # Plumbing only (tests, ci profile): ~30k params, learns nothing useful.
     "tiny": ModelSpec("tiny", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64),
-    # The policy: 1.09M params. 1500 steps x 32 (3.7M tokens, ~7 min single-threaded) gives
-    # sampled (T=1) pass@1 ~.86 at 1 operation falling to ~.3 at 8, greedy ~.96 to ~.7.
+    # The policy: 1.09M params. lr 2e-3: 700 steps -> pass@1 .55 at 1 op ... .03 at 8 (mean .21);
+    # 1000 steps (2.5M tokens, ~5.5 min) -> .89 ... .45 (mean .71); 1500 steps -> mean .72-.92
+    # across 3 seeds: arithmetic "clicks" around there, so the seed matters.
     "small": ModelSpec("small", hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512),
-    # The CPU profile's larger model: 4.28M params, 3.9x small. 1000 steps at lr 1e-3 (2.5M
-    # tokens, ~11 min single-threaded) gives sampled pass@1 ~.97 at 1 op to ~.6 at 8: clearly
-    # above small. Wide-and-shallow trains fastest per parameter on CPU; FINDINGS' 8.4M model
-    # reached ~2% in 10 min on 2 cores, too few steps to pass the point where arithmetic clicks.
+    # The CPU profile's larger model: 4.28M params, 3.9x small. lr 1e-3, 1000 steps (2.5M tokens,
+    # ~12 min single-threaded) -> pass@1 .95 ... .65 (mean .85) vs small's .71 at the same steps.
+    # Wide-and-shallow trains fastest per parameter on CPU; FINDINGS' 8.4M model reached ~2% in
+    # 10 min on 2 cores: too few steps to get past the point where the arithmetic clicks.
     "medium": ModelSpec("medium", hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024),
-    # The paper's ~14x larger model (GPU profile): 15.2M params, 13.9x small.
+    # The paper's ~14x larger model (GPU profile): 15.2M params, 13.9x small. Not trained here.
     "large": ModelSpec("large", hidden_size=384, num_layers=6, num_heads=6, intermediate_size=1664),
 }
 

@@ -31,7 +31,9 @@ from .prompts import training_text
 from .tasks.problem import Problem
 
 IGNORE_INDEX = -100  # label of positions that carry no loss (prompt, padding)
-BF16_AUTO_ON_CPU = True  # bf16="auto" on CPU: measured ~8% more tokens/s single-threaded (AVX512-BF16 CPU)
+BF16_AUTO_ON_CPU = True  # bf16="auto" on CPU. Measured (AVX512-BF16 CPU, 1 thread): small 7.7k vs 6.9k
+#                          tokens/s, medium 3.5k vs 2.4k; same loss curve. A CPU without native bf16
+#                          may be slower with it: set bf16=False there.
 PAD_MULTIPLE = 8  # batch width rounded up to this: every new width makes oneDNN JIT and cache a new
 #                   bf16 kernel (measured: memory grew 1.0 -> 1.45 GB in 100 steps without rounding)
 
@@ -41,15 +43,15 @@ class TrainConfig:
     """Knobs of one training run. Deterministic for a seed on CPU (bitwise, same thread count);
     on CUDA only up to kernel non-determinism."""
 
-    steps: int = 1500  # optimizer steps; small on 2 CPU cores: ~1000 steps -> pass@1 ~.7, 1500 -> ~.7-.9
+    steps: int = 1500  # optimizer steps (see models.MODEL_SPECS for what each preset reaches)
     batch_size: int = 32  # problems per step, one problem per row
-    lr: float = 2e-3  # peak AdamW learning rate (what FINDINGS used for the 1M policy)
+    lr: float = 2e-3  # peak AdamW lr: 2e-3 for small (FINDINGS), 1e-3 for medium and for continuing
     warmup_steps: int = 100  # linear warmup from 0, then cosine decay
     min_lr_ratio: float = 0.1  # cosine ends at lr * min_lr_ratio
     weight_decay: float = 0.1  # AdamW decay on matrices only (not norms)
     beta2: float = 0.95  # AdamW beta2; 0.95 is the usual choice for short from-scratch runs
     grad_clip: float = 1.0  # clip the global gradient norm; 0 disables
-    bf16: bool | str = "auto"  # bf16 autocast: "auto" = on (measured faster on CPU and CUDA), or True/False
+    bf16: bool | str = "auto"  # bf16 autocast: "auto" = on for CPU (BF16_AUTO_ON_CPU) and bf16-capable CUDA
     seed: int = 0  # initialisation, batch order and torch RNG
     num_threads: int | None = None  # torch threads for this run; None keeps the process setting
     checkpoint_every: int = 200  # save resumable state every this many steps (0: never)
@@ -78,7 +80,8 @@ class TrainConfig:
             bad("bf16", 'must be True, False or "auto"')
         if self.num_threads is not None and (not _is_int(self.num_threads) or self.num_threads < 1):
             bad("num_threads", "must be None or a positive int")
-        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu")
+                                                    or self.device.startswith("cuda")):
             bad("device", 'must be "auto", "cpu" or "cuda[:N]"')
 
 
@@ -96,10 +99,12 @@ def lr_at(step: int, config: TrainConfig) -> float:
         return config.lr * (step + 1) / config.warmup_steps
     span = max(1, config.steps - config.warmup_steps)
     progress = min(1.0, (step - config.warmup_steps) / span)
-    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
 
 
-def tokenize_problems(problems: list[Problem], tokenizer: Any, style: str = "plain") -> list[tuple[list[int], int]]:
+def tokenize_problems(problems: list[Problem], tokenizer: Any,
+                      style: str = "plain") -> list[tuple[list[int], int]]:
     """(token ids, prompt length) per problem. Prompt and target are encoded separately, exactly
     as at generation time (the prompt is encoded alone, then the model continues it)."""
     if not problems:
@@ -180,7 +185,8 @@ def train_model(problems: list[Problem], tokenizer: Any, spec_or_model: ModelSpe
             tokenizer = parent_tok
         elif tokenizer.get_vocab() != parent_tok.get_vocab():
             raise ValueError(f"tokenizer differs from the one saved with init_from={init_from}")
-        spec = ModelSpec.from_dict(parent_cfg["spec"]) if "spec" in parent_cfg else spec_from_config(model.config)
+        spec = ModelSpec.from_dict(parent_cfg["spec"]) if "spec" in parent_cfg \
+            else spec_from_config(model.config)
         if isinstance(spec_or_model, (ModelSpec, str)) and _shape(get_spec(spec_or_model)) != _shape(spec):
             raise ValueError(f"spec {spec_or_model!r} does not match init_from={init_from} ({spec})")
         parent = {"path": str(init_from), "training": parent_cfg.get("training")}
@@ -213,9 +219,9 @@ def train_model(problems: list[Problem], tokenizer: Any, spec_or_model: ModelSpe
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     try:
-        state = _run_loop(model, data, tokenizer.pad_token_id, config, batch_schedule([len(d) for d, _ in data], config),
-                         device, resume_dir(out_dir), fingerprint, progress, callback,
-                         desc=f"train {spec.name} -> {out_dir.name}")
+        schedule = batch_schedule([len(ids) for ids, _ in data], config)
+        state = _run_loop(model, data, tokenizer.pad_token_id, config, schedule, device, resume_dir(out_dir),
+                          fingerprint, progress, callback, desc=f"train {spec.name} -> {out_dir.name}")
     finally:
         torch.set_num_threads(old_threads)
 
@@ -229,14 +235,16 @@ def train_model(problems: list[Problem], tokenizer: Any, spec_or_model: ModelSpe
         "own_training_flops": own, "wall_seconds": round(state["wall_seconds"], 2),
         "tokens_per_second": round(state["tokens"] / max(state["wall_seconds"], 1e-9), 1),
         "final_loss": state["final_loss"], "loss_curve": state["loss_curve"],
-        "device": device, "bf16": state["bf16"], "num_threads": torch.get_num_threads() if config.num_threads is None
-        else config.num_threads, "config": asdict(config), "fingerprint": fingerprint, "parent": parent,
+        "device": device, "bf16": state["bf16"],
+        "num_threads": config.num_threads or torch.get_num_threads(),
+        "config": asdict(config), "fingerprint": fingerprint, "parent": parent,
     }
     from . import __version__
 
     model.to("cpu")
-    save_checkpoint(model, tokenizer, out_dir, {"name": spec.name, "spec": spec.to_dict(), "prompt_style": "plain",
-                                                "training": record, "ttc_version": __version__})
+    save_checkpoint(model, tokenizer, out_dir, {"name": spec.name, "spec": spec.to_dict(),
+                                                "prompt_style": "plain", "training": record,
+                                                "ttc_version": __version__})
     shutil.rmtree(resume_dir(out_dir), ignore_errors=True)
     return record
 
@@ -356,7 +364,8 @@ def _weights_hash(model: Any) -> str:
 # ----------------------------------------------------------------------------- train_many
 
 
-def train_many(jobs: list[dict | list[dict]], parallel: bool = True, max_workers: int | None = None) -> list[dict]:
+def train_many(jobs: list[dict | list[dict]], parallel: bool = True,
+               max_workers: int | None = None) -> list[dict]:
     """Run training jobs; return one record per train_model call, in the order given.
 
     A job is a dict of train_model keyword arguments, or a list of them run in order (e.g. the
@@ -405,7 +414,8 @@ def _run_job(index: int, calls: list[dict], queue: Any) -> list[dict]:
     for c, call in enumerate(calls):
         config = call["config"] if isinstance(call["config"], TrainConfig) else TrainConfig(**call["config"])
         spec = call.get("spec_or_model")
-        desc = f"{get_spec(spec).name if isinstance(spec, (str, ModelSpec)) else 'model'} -> {Path(call['out_dir']).name}"
+        name = get_spec(spec).name if isinstance(spec, (str, ModelSpec)) else "model"
+        desc = f"{name} -> {Path(call['out_dir']).name}"
 
         def report(info: dict, c: int = c, desc: str = desc, total: int = config.steps) -> None:
             if info["step"] % 10 == 0 or info["step"] == total:
