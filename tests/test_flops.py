@@ -1,0 +1,81 @@
+"""The FLOPs exchange of the paper's section 7, checked against hand-worked values."""
+
+from __future__ import annotations
+
+import pytest
+
+from ttc_lib.flops import PAPER_R, flops_match, inference_flops, inference_multiplier, pretraining_flops
+
+
+def test_pretraining_and_inference_flops_by_hand():
+    assert pretraining_flops(1000, 50) == 300_000  # 6 * 1000 * 50
+    assert inference_flops(1000, 50) == 100_000  # 2 * 1000 * 50
+    assert inference_flops(1000, 50, variant="iclr") == 200_000  # 4 * 1000 * 50
+
+
+@pytest.mark.parametrize("m, r, variant, expected", [
+    (14, 1.0, "arxiv", 14 + 3 * 13),  # 53
+    (14, 1.0, "iclr", 14 + 1.5 * 13),  # 33.5
+    (4, 0.16, "arxiv", 4 + 3 * 3 / 0.16),  # 60.25
+    (4, 22.0, "arxiv", 4 + 9 / 22),  # 4.409...
+    (14, 0.79, "iclr", 14 + 1.5 * 13 / 0.79),  # 38.68...
+    (1, 0.16, "arxiv", 1.0),  # same size: no extra budget
+])
+def test_multiplier_matches_hand_worked_values(m, r, variant, expected):
+    assert inference_multiplier(m, r, variant) == pytest.approx(expected, rel=1e-12)
+
+
+def test_multiplier_hand_worked_numbers_written_out():
+    assert inference_multiplier(14, 1.0) == pytest.approx(53.0)
+    assert inference_multiplier(4, 0.16) == pytest.approx(60.25)
+    assert inference_multiplier(14, 1.0, "iclr") == pytest.approx(33.5)
+
+
+def test_multiplier_equalises_total_flops():
+    """6·M·N·D_p + 2·M·N·D_i == 6·N·D_p + 2·N·K·D_i for the K returned (both variants)."""
+    n, d_p = 1_000_000, 3e5
+    for r in PAPER_R:
+        for variant, c in (("arxiv", 2), ("iclr", 4)):
+            m, d_i = 3.3, r * d_p
+            k = inference_multiplier(m, r, variant)
+            large = 6 * m * n * d_p + c * m * n * d_i
+            small = 6 * n * d_p + c * n * k * d_i
+            assert small == pytest.approx(large, rel=1e-12)
+
+
+def test_multiplier_falls_with_r():
+    values = [inference_multiplier(14, r) for r in PAPER_R]
+    assert values == sorted(values, reverse=True)
+    assert values[-1] > 14
+
+
+@pytest.mark.parametrize("m, r", [(0.5, 1.0), (14, 0.0), (14, -1.0), (float("nan"), 1.0), (True, 1.0)])
+def test_multiplier_rejects_bad_input(m, r):
+    with pytest.raises(ValueError):
+        inference_multiplier(m, r)
+
+
+def test_unknown_variant_named():
+    with pytest.raises(ValueError, match="variant"):
+        inference_multiplier(14, 1.0, "neurips")
+
+
+def test_flops_match_by_hand():
+    # small 10 params, large 40 (M=4), both trained on 1000 tokens; large answers in 5 tokens; R = 0.5
+    match = flops_match(small_params=10, large_params=40, small_pretrain_tokens=1000, large_pretrain_tokens=1000,
+                        large_tokens_per_question=5, r=0.5)
+    assert match.queries == 100  # D_i = 500 tokens / 5
+    assert match.large_pretrain == 240_000 and match.large_inference == 40_000  # 6*40*1000, 2*40*500
+    assert match.small_pretrain == 60_000
+    assert match.small_inference_allowance == 220_000
+    assert match.per_question_allowance == 2_200
+    assert match.multiplier_tokens == pytest.approx(inference_multiplier(4, 0.5))  # 4 + 3*3/0.5 = 22
+    assert match.multiplier_tokens == pytest.approx(22.0)
+    assert match.small_total(2_200) == pytest.approx(match.large_total)
+    assert match.small_total(1_000) < match.large_total
+
+
+def test_flops_match_rejects_bad_input():
+    with pytest.raises(ValueError, match="large_tokens_per_question"):
+        flops_match(small_params=10, large_params=40, small_pretrain_tokens=1000, large_pretrain_tokens=1000,
+                    large_tokens_per_question=0, r=0.5)
