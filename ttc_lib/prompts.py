@@ -7,7 +7,7 @@ checkpoint trained by ttc records its style in ``ttc_config.json`` (see models.p
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from .steps import STEP_DELIMITER
 
@@ -29,6 +29,22 @@ def format_prompt(question: str, style: str = "plain") -> str:
     except KeyError:
         raise ValueError(f"unknown prompt style {style!r}; known: {sorted(PROMPT_STYLES)}") from None
     return fn(question)
+
+
+def revision_question(question: str, attempts: Sequence[str]) -> str:
+    """The question a revision model reads: the question, then each previous attempt (oldest
+    first) after an "Attempt:" line, then "Revision:". It is given to format_prompt like any
+    question, so generation, training (loss on the target only) and verifier scoring all see
+    this one format. No attempts: the question itself (a revision model answers from scratch)."""
+    if not attempts:
+        return question
+    parts = [question.strip()]
+    for attempt in attempts:
+        parts += [REVISION_ATTEMPT, attempt.strip()]
+    return STEP_DELIMITER.join(parts + [REVISION_MARK])
+
+
+REVISION_ATTEMPT, REVISION_MARK = "Attempt:", "Revision:"
 
 
 def training_text(question: str, solution: str, style: str = "plain") -> tuple[str, str]:
