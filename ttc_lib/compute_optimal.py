@@ -1,0 +1,337 @@
+"""Compute-optimal test-time scaling: cross-validated selection, efficiency ratios, the policy fit.
+
+From the long results tables of notebooks 04/05 (``search.common.RESULT_COLUMNS``) joined with
+the difficulty bins of notebook 03:
+
+* ``per_question`` — accuracy of every method ("strategy[config]") at every budget on every
+  question (mean over seeds/subsets), with its mean generations and FLOPs.
+* ``cross_validated_envelope`` — the paper's 2-fold selection within each bin: the bin's
+  questions are split in two random halves; for every budget the method with the best accuracy
+  on one half is charged on the *other* half, then the halves swap. Every question is thus
+  evaluated exactly once, by a choice made without it; the bin's accuracy is the mean over its
+  questions. Repeated over ``n_splits`` random splits (mean / std). Ties in selection go to the
+  cheaper method (mean FLOPs on the selection half), then to the name.
+* ``efficiency_ratios`` — for each budget B of a baseline curve (best-of-N weighted), the
+  smallest cost at which the envelope reaches the baseline's accuracy, linear interpolation on a
+  log-cost axis, and the ratio B / that cost; in generations (the budget) and in FLOPs
+  (verifier included). A nondecreasing curve against itself gives exactly 1.
+* ``fit_choices`` / ``fit_policy`` — the (uncross-validated) choice per (bin, budget) on the
+  questions given, and the usable policy: thresholds on the *predicted* difficulty score plus
+  the choice per predicted bin and budget (``policy.Policy``, saved as policy.json).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .search.common import RESULT_COLUMNS
+
+BASELINE = "best_of_n[selection=weighted]"  # the paper's baseline method name
+BIN_COLUMNS = {"oracle": "oracle_bin", "predicted": "predicted_bin"}
+COST_COLUMNS = ("generations", "total_flops")
+
+
+# ----------------------------------------------------------------------------------- tables
+def method_name(strategy: str, config: str) -> str:
+    """"strategy[config]" as the 04 summary spells it ("beam[lookahead=0,width=4]")."""
+    return f"{strategy}[{config}]" if config not in ("", "-") else strategy
+
+
+def parse_config_key(text: str) -> dict:
+    """Inverse of ``search.common.config_key``: "lookahead=1,width=4" -> {"lookahead": 1, "width": 4}."""
+    if text in ("", "-"):
+        return {}
+    config = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"config {text!r}: item {item!r} is not key=value")
+        config[key] = _literal(value)
+    return config
+
+
+def _literal(value: str):
+    if value in ("True", "False"):
+        return value == "True"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def per_question(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, budget, question): accuracy (mean of ``correct`` over seeds/subsets),
+    mean generations and total FLOPs, and the strategy/config that produced it."""
+    missing = [c for c in RESULT_COLUMNS if c not in results.columns]
+    if missing:
+        raise ValueError(f"results table lacks columns {missing} (see search.common.RESULT_COLUMNS)")
+    if results.empty:
+        raise ValueError("results table is empty")
+    frame = results.assign(method=[method_name(s, c) for s, c in zip(results.strategy, results.config)],
+                           correct=results.correct.astype(float))
+    table = (frame.groupby(["method", "budget", "question_id"], sort=True)
+             .agg(strategy=("strategy", "first"), config=("config", "first"), accuracy=("correct", "mean"),
+                  generations=("generations", "mean"), total_flops=("total_flops", "mean"),
+                  seeds=("seed", "nunique"))
+             .reset_index())
+    table["budget"] = table.budget.astype(int)
+    return table
+
+
+def attach_bins(table: pd.DataFrame, bins: pd.DataFrame, kind: str = "oracle") -> pd.DataFrame:
+    """``table`` with a ``bin`` column (oracle or predicted) for the questions that have a bin."""
+    column = BIN_COLUMNS.get(kind)
+    if column is None:
+        raise ValueError(f"bin kind must be one of {sorted(BIN_COLUMNS)}, got {kind!r}")
+    for needed in ("question_id", column):
+        if needed not in bins.columns:
+            raise ValueError(f"bins table lacks column {needed!r}")
+    lookup = bins.drop_duplicates("question_id").set_index("question_id")[column].astype(int)
+    out = table[table.question_id.isin(lookup.index)].copy()
+    out["bin"] = out.question_id.map(lookup).astype(int)
+    return out
+
+
+# ------------------------------------------------------------------------- cross-validation
+@dataclass
+class Envelope:
+    """A cross-validated compute-optimal envelope (one envelope kind, one bin kind).
+
+    ``by_question``: split, bin, budget, question_id, method (chosen without the question),
+    accuracy, generations, total_flops. ``by_bin`` / ``overall``: their means per split.
+    """
+
+    by_question: pd.DataFrame
+    name: str = ""
+
+    @property
+    def by_bin(self) -> pd.DataFrame:
+        return (self.by_question.groupby(["split", "bin", "budget"])[["accuracy", "generations", "total_flops"]]
+                .mean().reset_index())
+
+    @property
+    def overall(self) -> pd.DataFrame:
+        return (self.by_question.groupby(["split", "budget"])[["accuracy", "generations", "total_flops"]]
+                .mean().reset_index())
+
+    def summary(self, by_bin: bool = False) -> pd.DataFrame:
+        """Mean and std over splits of accuracy (and mean costs) per budget (and bin)."""
+        frame, keys = (self.by_bin, ["bin", "budget"]) if by_bin else (self.overall, ["budget"])
+        out = frame.groupby(keys).agg(accuracy=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
+                                      generations=("generations", "mean"), total_flops=("total_flops", "mean"))
+        return out.reset_index().fillna({"accuracy_std": 0.0})
+
+
+def _choose(acc: np.ndarray, cost: np.ndarray, names: Sequence[str], cols: np.ndarray) -> int:
+    """Row of the best mean accuracy over ``cols``; ties: lower mean cost, then name."""
+    means, costs = acc[:, cols].mean(axis=1), cost[:, cols].mean(axis=1)
+    return min(range(len(names)), key=lambda i: (-round(float(means[i]), 12), float(costs[i]), names[i]))
+
+
+def _budget_matrices(table: pd.DataFrame, budget: int, questions: Sequence[str]):
+    """accuracy / flops / generations matrices (methods x questions) at one budget; methods that
+    lack any of ``questions`` are left out."""
+    sub = table[table.budget == budget]
+    acc = sub.pivot(index="method", columns="question_id", values="accuracy").reindex(columns=questions)
+    keep = acc.notna().all(axis=1)
+    acc = acc[keep]
+    flops = sub.pivot(index="method", columns="question_id", values="total_flops").reindex(
+        index=acc.index, columns=questions)
+    gens = sub.pivot(index="method", columns="question_id", values="generations").reindex(
+        index=acc.index, columns=questions)
+    return list(acc.index), acc.to_numpy(float), flops.to_numpy(float), gens.to_numpy(float)
+
+
+def cross_validated_envelope(table: pd.DataFrame, *, n_splits: int = 10, seed: int = 0,
+                             methods: Iterable[str] | None = None, name: str = "") -> Envelope:
+    """2-fold cross-validated compute-optimal selection within each bin (see the module doc).
+
+    ``table``: ``per_question`` output with a ``bin`` column (``attach_bins``). ``methods``
+    restricts the candidates. A bin needs at least 2 questions.
+    """
+    if "bin" not in table.columns:
+        raise ValueError("table has no 'bin' column: call attach_bins(table, bins, kind) first")
+    if n_splits < 1:
+        raise ValueError(f"n_splits must be >= 1, got {n_splits}")
+    if methods is not None:
+        methods = set(methods)
+        table = table[table.method.isin(methods)]
+        if table.empty:
+            raise ValueError(f"no rows for methods {sorted(methods)}")
+    questions_of = {b: sorted(g.question_id.unique()) for b, g in table.groupby("bin")}
+    for b, qs in questions_of.items():
+        if len(qs) < 2:
+            raise ValueError(f"bin {b} has {len(qs)} question(s); 2-fold cross-validation needs at least 2")
+    matrices = {(b, budget): _budget_matrices(table[table.bin == b], budget, qs)
+                for b, qs in questions_of.items() for budget in sorted(table.budget.unique())}
+    rng = np.random.default_rng(seed)
+    rows = []
+    for split in range(n_splits):
+        for b, qs in questions_of.items():
+            order = rng.permutation(len(qs))
+            halves = (np.sort(order[: len(qs) // 2]), np.sort(order[len(qs) // 2:]))
+            for budget in sorted(table.budget.unique()):
+                names, acc, flops, gens = matrices[(b, budget)]
+                if not names:
+                    continue
+                for select, evaluate in ((halves[0], halves[1]), (halves[1], halves[0])):
+                    i = _choose(acc, flops, names, select)
+                    rows.extend((split, b, budget, qs[j], names[i], acc[i, j], gens[i, j], flops[i, j])
+                                for j in evaluate)
+    frame = pd.DataFrame(rows, columns=["split", "bin", "budget", "question_id", "method", "accuracy",
+                                        "generations", "total_flops"])
+    return Envelope(frame, name)
+
+
+def fit_choices(table: pd.DataFrame) -> pd.DataFrame:
+    """The choice per (bin, budget) fitted on all questions of ``table`` (no cross-validation):
+    bin, budget, method, strategy, config, accuracy, total_flops, questions."""
+    rows = []
+    for b, group in table.groupby("bin"):
+        qs = sorted(group.question_id.unique())
+        for budget in sorted(group.budget.unique()):
+            names, acc, flops, _ = _budget_matrices(group, budget, qs)
+            if not names:
+                continue
+            i = _choose(acc, flops, names, np.arange(len(qs)))
+            first = group[(group.method == names[i])].iloc[0]
+            rows.append({"bin": int(b), "budget": int(budget), "method": names[i], "strategy": first.strategy,
+                         "config": first.config, "accuracy": float(acc[i].mean()),
+                         "total_flops": float(flops[i].mean()), "questions": len(qs)})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- efficiency
+def interpolate_log(costs: Sequence[float], values: Sequence[float], at: float) -> float:
+    """Value at cost ``at``, linear in log(cost) between the neighbouring points (``costs``
+    ascending); outside the range the end value is returned."""
+    x, y = np.log(np.asarray(costs, float)), np.asarray(values, float)
+    if len(x) == 0 or np.any(np.diff(x) <= 0):
+        raise ValueError("costs must be non-empty and strictly ascending")
+    return float(np.interp(math.log(at), x, y))
+
+
+def matching_cost(costs: Sequence[float], values: Sequence[float], target: float) -> tuple[float, str]:
+    """Smallest cost at which the curve (``costs`` ascending) reaches ``target``, linear in
+    log(cost) between the point before the first one reaching it and that point.
+
+    Returns (cost, flag): flag "" exact; "lower_bound_ratio" when even the first point reaches the
+    target (the true cost may be smaller); "not_reached" (cost NaN) when no point does.
+    """
+    x, y = np.asarray(costs, float), np.asarray(values, float)
+    if len(x) == 0 or np.any(np.diff(x) <= 0) or np.any(x <= 0):
+        raise ValueError("costs must be non-empty, positive and strictly ascending")
+    reached = np.nonzero(y >= target - 1e-12)[0]
+    if len(reached) == 0:
+        return math.nan, "not_reached"
+    i = int(reached[0])
+    if i == 0:
+        return float(x[0]), ("" if y[0] <= target + 1e-12 else "lower_bound_ratio")
+    if y[i] <= target + 1e-12:  # reached exactly at a measured point: no rounding through exp(log)
+        return float(x[i]), ""
+    lo, hi = math.log(x[i - 1]), math.log(x[i])
+    frac = (target - y[i - 1]) / (y[i] - y[i - 1])
+    return float(math.exp(lo + frac * (hi - lo))), ""
+
+
+def efficiency_ratio(baseline: pd.DataFrame, envelope: pd.DataFrame, cost: str = "budget") -> pd.DataFrame:
+    """Per baseline point: its cost and accuracy, the envelope's matching cost and the ratio
+    baseline cost / matching cost. Both frames have ``cost`` and ``accuracy`` columns (one row
+    per point); the envelope's points are sorted by cost."""
+    env = envelope.sort_values(cost)
+    rows = []
+    for point in baseline.sort_values(cost).itertuples(index=False):
+        base_cost, acc = float(getattr(point, cost)), float(point.accuracy)
+        matched, flag = matching_cost(env[cost].to_numpy(float), env.accuracy.to_numpy(float), acc)
+        rows.append({cost: base_cost, "accuracy": acc, "matched_" + cost: matched,
+                     "ratio": base_cost / matched if matched == matched else math.nan, "flag": flag})
+    return pd.DataFrame(rows)
+
+
+def baseline_curve(table: pd.DataFrame, method: str = BASELINE, questions: Iterable[str] | None = None) -> pd.DataFrame:
+    """budget, accuracy, generations, total_flops of one method (mean over ``questions``)."""
+    rows = table[table.method == method]
+    if questions is not None:
+        questions = set(questions)
+        rows = rows[rows.question_id.isin(questions)]
+        counts = rows.groupby("budget").question_id.nunique()
+        rows = rows[rows.budget.isin(counts.index[counts == len(questions)])]
+    if rows.empty:
+        raise ValueError(f"no rows for baseline method {method!r} (on the envelope's questions)")
+    return rows.groupby("budget")[["accuracy", "generations", "total_flops"]].mean().reset_index()
+
+
+def efficiency_ratios(baseline: pd.DataFrame, envelope: Envelope) -> pd.DataFrame:
+    """Efficiency ratio per split and baseline budget, in generations (``unit="budget"``) and in
+    FLOPs (``unit="flops"``): the curves of ``efficiency_ratio`` stacked with split and unit."""
+    frames = []
+    for split, curve in envelope.overall.groupby("split"):
+        for unit, column in (("budget", "budget"), ("flops", "total_flops")):
+            env = curve.groupby(column, as_index=False).accuracy.max() if column == "total_flops" else curve
+            ratio = efficiency_ratio(baseline, env, cost=column).rename(columns={column: "cost",
+                                                                                 "matched_" + column: "matched"})
+            ratio["budget"] = baseline.sort_values(column).budget.to_numpy()
+            frames.append(ratio.assign(split=split, unit=unit))
+    return pd.concat(frames, ignore_index=True)
+
+
+def ratio_at(ratios: pd.DataFrame, budget: int, unit: str = "budget") -> dict:
+    """{mean, std, splits, flags} of the ratio at one baseline budget over splits."""
+    rows = ratios[(ratios.budget == budget) & (ratios.unit == unit)]
+    values = rows.ratio.to_numpy(float)
+    finite = values[np.isfinite(values)]
+    return {"mean": float(finite.mean()) if len(finite) else None,
+            "std": float(finite.std(ddof=1)) if len(finite) > 1 else (0.0 if len(finite) else None),
+            "splits": int(len(values)), "not_reached": int((rows.flag == "not_reached").sum()),
+            "lower_bound": int((rows.flag == "lower_bound_ratio").sum()), "budget": int(budget)}
+
+
+def largest_common_budget(baseline: pd.DataFrame, envelope: Envelope) -> int:
+    common = sorted(set(baseline.budget) & set(envelope.overall.budget))
+    if not common:
+        raise ValueError("the baseline and the envelope share no budget")
+    return int(common[-1])
+
+
+# --------------------------------------------------------------------------------- policy
+def difficulty_thresholds(bins: pd.DataFrame) -> tuple[list[float], bool]:
+    """Ascending score edges between adjacent predicted bins (midpoints) and whether a higher
+    predicted score means an easier question (bin 1 = easiest), from bins.parquet rows."""
+    for needed in ("predicted_score", "predicted_bin"):
+        if needed not in bins.columns:
+            raise ValueError(f"bins table lacks column {needed!r}")
+    labels = sorted(bins.predicted_bin.astype(int).unique())
+    if labels != list(range(1, len(labels) + 1)) or len(labels) < 2:
+        raise ValueError(f"predicted bins must be 1..K with K >= 2 all present, got {labels}")
+    means = bins.groupby("predicted_bin").predicted_score.mean()
+    higher_is_easier = bool(means.iloc[0] >= means.iloc[-1])
+    edges = []
+    for k in labels[:-1]:
+        easy, hard = bins[bins.predicted_bin == k].predicted_score, bins[bins.predicted_bin == k + 1].predicted_score
+        edges.append((easy.min() + hard.max()) / 2 if higher_is_easier else (easy.max() + hard.min()) / 2)
+    return sorted(float(e) for e in edges), higher_is_easier
+
+
+def fit_policy(table: pd.DataFrame, bins: pd.DataFrame, *, probe_samples: int, envelope: str,
+               aggregate: str = "last", meta: dict | None = None):
+    """The usable policy fitted on the questions of ``table``: predicted-bin thresholds from those
+    questions' rows of ``bins`` and the best method per (predicted bin, budget)."""
+    from .policy import Choice, Policy
+
+    fit_bins = bins[bins.question_id.isin(set(table.question_id))]
+    thresholds, higher_is_easier = difficulty_thresholds(fit_bins)
+    choices_frame = fit_choices(attach_bins(table, fit_bins, "predicted"))
+    choices: dict[int, dict[int, Choice]] = {}
+    for row in choices_frame.itertuples(index=False):
+        choices.setdefault(int(row.bin), {})[int(row.budget)] = Choice(
+            strategy=row.strategy, config=parse_config_key(row.config), fitted_accuracy=round(float(row.accuracy), 6))
+    info = {"questions": int(fit_bins.question_id.nunique()), **(meta or {})}
+    return Policy(thresholds=tuple(thresholds), higher_is_easier=higher_is_easier, choices=choices,
+                  probe_samples=probe_samples, aggregate=aggregate, envelope=envelope, meta=info)

@@ -1,0 +1,313 @@
+"""A compute-optimal policy you can use: policy.json, and ``solve`` for new questions.
+
+``Policy`` is what notebook 06 fits (``compute_optimal.fit_policy``) and saves as policy.json:
+thresholds on the *predicted* difficulty score (the mean verifier score of a question's samples,
+as notebook 03 / difficulty.py defines it: 0 for an unfinished sample) and, per predicted bin
+and budget, the chosen strategy and configuration. ``Policy.load`` validates every field and
+names the one at fault.
+
+``solve`` / ``solve_many`` apply it to questions the policy has never seen:
+
+1. **Probe.** ``policy.probe_samples`` full solutions are sampled from the generator (seed
+   ``seed + PROBE_SEED_OFFSET``, so they are never the same samples the strategy draws) and
+   scored by the verifier; their mean score is the difficulty estimate, binned with the
+   thresholds. The probes' generations, generated tokens and verifier tokens are charged to
+   the question's budget — the paper left this cost out.
+2. **Choose.** With ``remaining = budget − probe_samples`` generations left, the policy's
+   choice for the question's bin at the largest fitted budget ``b <= remaining`` is taken.
+3. **Run.** The chosen strategy runs at budget ``b`` via ``search.run_strategy`` (the
+   revisions strategy goes through the same registry).
+
+**Probe reuse (stated here, as promised):** the probes are reused as candidates in two cases
+only. (a) When the chosen strategy is ``best_of_n``, it is run with *all* ``remaining``
+generations and its selection rule is applied to probes + new samples together — exactly
+best-of-``budget`` with that rule, since probes and samples come from the same distribution.
+(b) When ``remaining`` is below every fitted budget, no strategy runs and the answer is
+best-of-N weighted over the probes. Beam, DVTS and revisions never see the probes.
+
+The total ``cost.generations`` never exceeds ``budget`` (checked; a strategy that overspends
+raises).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .compute import Cost
+from .grading import extract_answer
+from .runs import atomic_write_text
+from .search.common import Candidate, SearchResult, config_key
+from .selection import aggregate, best_of_n, majority, weighted
+from .steps import split_steps
+
+FORMAT, VERSION = "ttc-compute-optimal-policy", 1
+PROBE_SEED_OFFSET = 7_919  # probes never share a seed with the strategy's own samples
+SELECTIONS = {"weighted": weighted, "majority": lambda answers, scores: majority(answers), "naive": best_of_n}
+
+
+@dataclass(frozen=True)
+class Choice:
+    strategy: str
+    config: dict = field(default_factory=dict)
+    fitted_accuracy: float | None = None  # accuracy on the questions it was chosen on (informative)
+
+    @property
+    def method(self) -> str:
+        return f"{self.strategy}[{config_key(self.config)}]"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """thresholds: ascending score edges (len = bins − 1); higher_is_easier: bin 1 (easiest) is
+    above the top edge; choices: bin -> budget -> Choice for bins 1..len(thresholds)+1."""
+
+    thresholds: tuple[float, ...]
+    higher_is_easier: bool
+    choices: dict[int, dict[int, Choice]]
+    probe_samples: int
+    aggregate: str = "last"
+    envelope: str = "search"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        d = self.to_dict()
+        _validate(d, "Policy")  # one set of rules for constructed and loaded policies
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.thresholds) + 1
+
+    def bin_of(self, score: float) -> int:
+        """The predicted bin (1 = easiest) of a difficulty score."""
+        if not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise ValueError(f"difficulty score must be finite, got {score!r}")
+        above = sum(score >= t for t in self.thresholds)
+        return self.n_bins - above if self.higher_is_easier else above + 1
+
+    def choose(self, bin_: int, budget: float) -> tuple[int, Choice] | None:
+        """(fitted budget, choice) at the largest fitted budget <= ``budget``; None if none fits."""
+        if bin_ not in self.choices:
+            raise ValueError(f"policy has no bin {bin_}; bins are 1..{self.n_bins}")
+        fitting = [b for b in self.choices[bin_] if b <= budget]
+        return (max(fitting), self.choices[bin_][max(fitting)]) if fitting else None
+
+    def table(self) -> list[dict]:
+        """One row per (bin, budget): the chosen method."""
+        return [{"bin": b, "budget": n, "method": c.method, "fitted_accuracy": c.fitted_accuracy}
+                for b in sorted(self.choices) for n, c in sorted(self.choices[b].items())]
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "envelope": self.envelope,
+                "difficulty": {"score": "mean verifier score of the probe samples (0 if unfinished)",
+                               "aggregate": self.aggregate, "higher_is_easier": self.higher_is_easier,
+                               "thresholds": [float(t) for t in self.thresholds]},
+                "probe": {"samples": self.probe_samples},
+                "choices": {str(b): {str(n): {"strategy": c.strategy, "config": dict(c.config),
+                                              "fitted_accuracy": c.fitted_accuracy}
+                                     for n, c in sorted(per.items())} for b, per in sorted(self.choices.items())},
+                "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "policy") -> "Policy":
+        _validate(data, source)
+        diff = data["difficulty"]
+        choices = {int(b): {int(n): Choice(c["strategy"], dict(c["config"]), c.get("fitted_accuracy"))
+                            for n, c in per.items()} for b, per in data["choices"].items()}
+        return cls(thresholds=tuple(float(t) for t in diff["thresholds"]), higher_is_easier=diff["higher_is_easier"],
+                   choices=choices, probe_samples=data["probe"]["samples"], aggregate=diff["aggregate"],
+                   envelope=data["envelope"], meta=dict(data.get("meta") or {}))
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Policy":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"missing policy file {path} (run notebook 06_compute_optimal first)") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from None
+        return cls.from_dict(data, str(path))
+
+
+def _fail(source: str, name: str, problem: str) -> None:
+    raise ValueError(f"{source}: field '{name}' {problem}")
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _positive_int_key(text: Any) -> bool:
+    return isinstance(text, str) and text.isdigit() and int(text) >= 1
+
+
+def _validate(data: Any, source: str) -> None:
+    """Every rule of policy.json; the error names the field (dotted path)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: a policy must be a JSON object, got {type(data).__name__}")
+    for name in ("format", "version", "envelope", "difficulty", "probe", "choices"):
+        if name not in data:
+            _fail(source, name, "is missing")
+    if data["format"] != FORMAT:
+        _fail(source, "format", f"must be {FORMAT!r}, got {data['format']!r}")
+    if data["version"] != VERSION:
+        _fail(source, "version", f"must be {VERSION}, got {data['version']!r}")
+    if not isinstance(data["envelope"], str) or not data["envelope"]:
+        _fail(source, "envelope", "must be a non-empty string")
+    diff = data["difficulty"]
+    if not isinstance(diff, dict):
+        _fail(source, "difficulty", "must be an object")
+    for name in ("aggregate", "higher_is_easier", "thresholds"):
+        if name not in diff:
+            _fail(source, f"difficulty.{name}", "is missing")
+    if diff["aggregate"] not in ("last", "min", "prod"):
+        _fail(source, "difficulty.aggregate", f"must be 'last', 'min' or 'prod', got {diff['aggregate']!r}")
+    if not isinstance(diff["higher_is_easier"], bool):
+        _fail(source, "difficulty.higher_is_easier", "must be true or false")
+    edges = diff["thresholds"]
+    if not isinstance(edges, list) or not edges or not all(_number(t) for t in edges):
+        _fail(source, "difficulty.thresholds", "must be a non-empty list of finite numbers")
+    if any(b < a for a, b in zip(edges, edges[1:])):
+        _fail(source, "difficulty.thresholds", f"must be ascending, got {edges}")
+    probe = data["probe"]
+    if not isinstance(probe, dict) or "samples" not in probe:
+        _fail(source, "probe.samples", "is missing")
+    if not isinstance(probe["samples"], int) or isinstance(probe["samples"], bool) or probe["samples"] < 1:
+        _fail(source, "probe.samples", f"must be an int >= 1, got {probe['samples']!r}")
+    choices = data["choices"]
+    if not isinstance(choices, dict):
+        _fail(source, "choices", "must be an object bin -> budget -> choice")
+    expected = {str(b) for b in range(1, len(edges) + 2)}
+    if set(choices) != expected:
+        _fail(source, "choices", f"must have exactly the bins {sorted(expected, key=int)} "
+                                 f"(thresholds define {len(edges) + 1}), got {sorted(choices)}")
+    for b, per in choices.items():
+        if not isinstance(per, dict) or not per:
+            _fail(source, f"choices.{b}", "must be a non-empty object budget -> choice")
+        for n, c in per.items():
+            where = f"choices.{b}.{n}"
+            if not _positive_int_key(n):
+                _fail(source, where, "key must be a positive integer budget")
+            if not isinstance(c, dict):
+                _fail(source, where, "must be an object")
+            if not isinstance(c.get("strategy"), str) or not c.get("strategy"):
+                _fail(source, f"{where}.strategy", "must be a non-empty string")
+            if not isinstance(c.get("config", None), dict):
+                _fail(source, f"{where}.config", "must be an object")
+            acc = c.get("fitted_accuracy")
+            if acc is not None and not (_number(acc) and 0 <= acc <= 1):
+                _fail(source, f"{where}.fitted_accuracy", f"must be null or in [0, 1], got {acc!r}")
+
+
+# ------------------------------------------------------------------------------------ solve
+@dataclass
+class PolicyResult:
+    """What ``solve`` did for one question: the answer, its full cost (probes included) and why."""
+
+    question_id: str
+    answer: str | None
+    cost: Cost
+    probe_cost: Cost
+    difficulty_score: float
+    bin: int
+    method: str  # the chosen "strategy[config]", or "probes" when nothing else fit
+    strategy_budget: int  # generations given to the chosen strategy (0: none ran)
+    budget: int
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def to_search_result(self, seed: int = 0) -> SearchResult:
+        """As a ``SearchResult`` (strategy "policy") for ``search.common.results_table``."""
+        return SearchResult(self.question_id, "policy", {"bin": self.bin, "method": self.method}, self.budget,
+                            seed, self.answer, self.candidates, self.cost)
+
+
+def _solution_score(verifier_scores: Sequence[float], how: str) -> float:
+    return aggregate(verifier_scores, how) if len(verifier_scores) else 0.0
+
+
+def solve(problem, budget: int, *, generator, verifier, policy: Policy, **kwargs) -> PolicyResult:
+    """Answer one question within ``budget`` generations, probes included (see the module doc)."""
+    return solve_many([problem], budget, generator=generator, verifier=verifier, policy=policy, **kwargs)[0]
+
+
+def solve_many(problems: Sequence, budget: int, *, generator, verifier, policy: Policy, seed: int = 0,
+               temperature: float = 1.0, max_new_tokens: int = 256, reuse_probes: bool = True,
+               runner: Callable | None = None, strategy_models: dict | None = None,
+               strategy_kwargs: dict | None = None, progress: bool = False) -> list[PolicyResult]:
+    """``solve`` for many questions at once (batched probes, one strategy call per chosen
+    configuration); same results as calling ``solve`` on each.
+
+    ``runner`` defaults to ``search.run_strategy``. ``strategy_models`` maps a strategy name to
+    the (generator, verifier) it runs with instead of the probing pair (e.g. "revisions": the
+    revision model and its ORM); ``strategy_kwargs`` maps a strategy name to extra keyword
+    arguments. ``reuse_probes=False`` never reuses probes for best_of_n. The probes' verifier
+    tokens are measured in total (``verifier.tokens_scored``) and shared among questions in
+    proportion to the length of their scored probe texts."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < policy.probe_samples:
+        raise ValueError(f"budget must be an int >= the policy's {policy.probe_samples} probe samples, got {budget!r}")
+    if runner is None:
+        from .search import run_strategy as runner
+    questions = [p.question for p in problems]
+    p = policy.probe_samples
+    probes = generator.sample(questions, p, temperature=temperature, max_new_tokens=max_new_tokens,
+                              seed=seed + PROBE_SEED_OFFSET, progress=progress)
+    flat = [(k, s) for k, group in enumerate(probes) for s in group]
+    finished = [(k, s) for k, s in flat if s.finish_reason != "length" and split_steps(s.text)]
+    read_before = verifier.tokens_scored
+    step_scores = verifier.score([questions[k] for k, _ in finished], [s.text for _, s in finished]) if finished else []
+    score_of = {id(s): _solution_score(sc, policy.aggregate) for (_, s), sc in zip(finished, step_scores)}
+    verifier_read = verifier.tokens_scored - read_before
+    results, groups = [], {}
+    read_total = sum(len(s.text) for _, s in finished) or 1
+    for k, (problem, group) in enumerate(zip(problems, probes)):
+        scores = [score_of.get(id(s), 0.0) for s in group]
+        answers = [extract_answer(s.text) if s.finish_reason != "length" else None for s in group]
+        mine = sum(len(s.text) for s in group if id(s) in score_of)
+        probe_cost = Cost(generator.num_params, verifier.num_params, generations=p,
+                          generated_tokens=sum(s.num_tokens for s in group),
+                          verifier_tokens=round(verifier_read * mine / read_total))
+        difficulty = float(sum(scores) / p)
+        bin_ = policy.bin_of(difficulty)
+        probe_candidates = [Candidate(s.text, a, sc) for s, a, sc in zip(group, answers, scores)]
+        pick = policy.choose(bin_, budget - p)
+        result = PolicyResult(problem.id, weighted(answers, scores), probe_cost, probe_cost, difficulty, bin_,
+                              "probes", 0, budget, probe_candidates)
+        results.append(result)
+        if pick is None:
+            continue
+        fitted_budget, choice = pick
+        reuse = reuse_probes and choice.strategy == "best_of_n"
+        run_budget = budget - p if reuse else fitted_budget
+        result.method, result.strategy_budget = choice.method, run_budget
+        groups.setdefault((choice.method, run_budget, reuse), (choice, []))[1].append(k)
+    for (_, run_budget, reuse), (choice, members) in groups.items():
+        gen, ver = (strategy_models or {}).get(choice.strategy, (generator, verifier))
+        extra = (strategy_kwargs or {}).get(choice.strategy, {})
+        outs = runner(choice.strategy, gen, ver, [problems[k] for k in members], run_budget, seed=seed,
+                      temperature=temperature, max_new_tokens=max_new_tokens, progress=progress,
+                      **extra, **choice.config)
+        for k, out in zip(members, outs):
+            result = results[k]
+            if out.cost.generations > run_budget + 1e-9:
+                raise RuntimeError(f"strategy {choice.method} spent {out.cost.generations} generations "
+                                   f"at budget {run_budget} on question {result.question_id}")
+            result.cost = result.probe_cost + out.cost
+            if reuse:
+                pool = result.candidates + list(out.candidates)
+                rule = SELECTIONS[choice.config.get("selection", "weighted")]
+                result.answer = rule([c.answer for c in pool], [c.score for c in pool])
+                result.candidates = pool
+            else:
+                result.answer, result.candidates = out.answer, list(out.candidates)
+            if result.cost.generations > budget + 1e-9:
+                raise RuntimeError(f"question {result.question_id}: spent {result.cost.generations} > budget {budget}")
+    return results
