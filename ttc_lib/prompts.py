@@ -19,7 +19,25 @@ def _plain(question: str) -> str:
     return question.strip() + STEP_DELIMITER
 
 
-PROMPT_STYLES: dict[str, Callable[[str], str]] = {"plain": _plain}
+# Few-shot header for a user's pretrained model on MATH-style data: two worked examples that show
+# the step contract (one step per line, no blank lines inside a solution) and the final \boxed{}.
+_FEWSHOT_EXAMPLES = (
+    ("What is the value of $3 \\cdot 4 + 5$?",
+     ["First multiply: $3 \\cdot 4 = 12$.", "Then add: $12 + 5 = 17$.", "The answer is $\\boxed{17}$."]),
+    ("Solve for $x$: $2x - 6 = 10$.",
+     ["Add 6 to both sides: $2x = 16$.", "Divide by 2: $x = 8$.", "The answer is $\\boxed{8}$."]),
+)
+
+
+def _fewshot(question: str) -> str:
+    # Problem/Solution blocks; the model continues after "Solution:" with one step per line.
+    blocks = [f"Problem: {q}{STEP_DELIMITER}Solution:{STEP_DELIMITER}{STEP_DELIMITER.join(steps)}"
+              for q, steps in _FEWSHOT_EXAMPLES]
+    blocks.append(f"Problem: {question.strip()}{STEP_DELIMITER}Solution:{STEP_DELIMITER}")
+    return (STEP_DELIMITER * 2).join(blocks)
+
+
+PROMPT_STYLES: dict[str, Callable[[str], str]] = {"plain": _plain, "fewshot": _fewshot}
 
 
 def format_prompt(question: str, style: str = "plain") -> str:
