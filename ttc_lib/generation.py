@@ -37,7 +37,7 @@ from .kv_cache import ATTENTION, SAFE_MODEL_TYPES, KVPool, attention_implementat
 from .decoding import decode, final_text
 from .prefill import left_pad, plain_prefill, shared_prefill
 from .prompts import PROMPT_STYLES, format_prompt
-from .sampling import prompt_key, row_key
+from .sampling import _GOLDEN, mix32, prompt_key, row_key
 from .steps import STEP_DELIMITER
 
 CPU_KV_BUDGET = 4 << 30  # bytes of KV cache per chunk on CPU; CUDA uses 40% of free memory
@@ -146,9 +146,14 @@ class Generator:
 
     def sample_steps(self, questions: list[str], prefixes: list[str], n: int, *, temperature: float = 1.0,
                      top_p: float = 1.0, max_new_tokens: int = 256, seed: int = 0,
-                     progress: bool = True) -> list[list[Sample]]:
-        """n next steps per (question, prefix) pair; finish "step", "end" or "length"."""
-        return self._generate(questions, prefixes, n, True, temperature, top_p, max_new_tokens, seed, progress)
+                     progress: bool = True, streams: list[int] | None = None) -> list[list[Sample]]:
+        """n next steps per (question, prefix) pair; finish "step", "end" or "length".
+
+        ``streams`` (optional, one int per pair): pairs with the same text but different streams
+        draw different samples (search trees that must not share randomness, e.g. DVTS subtrees
+        or duplicate beams); stream 0 is the plain seed, so leaving it out changes nothing."""
+        return self._generate(questions, prefixes, n, True, temperature, top_p, max_new_tokens, seed, progress,
+                              streams)
 
     @torch.inference_mode()
     def token_logprobs(self, questions: list[str], solutions: list[str]) -> list[TokenLogprobs]:
@@ -219,20 +224,25 @@ class Generator:
         return int(max(1, min(512, budget // per_row)))
 
     def _generate(self, questions, prefixes, n, step_mode, temperature, top_p, max_new_tokens,
-                  seed, progress) -> list[list[Sample]]:
+                  seed, progress, streams=None) -> list[list[Sample]]:
         if len(questions) != len(prefixes):
             raise ValueError(f"{len(questions)} questions but {len(prefixes)} prefixes")
+        if streams is not None and len(streams) != len(prefixes):
+            raise ValueError(f"{len(streams)} streams but {len(prefixes)} prefixes")
         if n < 1 or max_new_tokens < 1:
             raise ValueError(f"n and max_new_tokens must be >= 1, got n={n}, max_new_tokens={max_new_tokens}")
         if temperature < 0 or not 0 < top_p <= 1:
             raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
         texts = [format_prompt(q, self.prompt_style) + p for q, p in zip(questions, prefixes)]
-        unique = list(dict.fromkeys(texts))  # identical prompts share samples: compute them once
+        # a prompt is (text, stream); identical prompts share samples: compute them once
+        texts = list(zip(texts, [0] * len(texts) if streams is None else [int(s) for s in streams]))
+        unique = list(dict.fromkeys(texts))
         if not unique:
             return []
         draws = 1 if temperature == 0 else n  # greedy: every sample of a prompt is the same
-        enc = self.tokenizer(unique)["input_ids"]
-        bases = [prompt_key(seed, t) for t in unique]
+        enc = self.tokenizer([t for t, _ in unique])["input_ids"]
+        bases = [prompt_key(seed, t) if s == 0 else mix32(prompt_key(seed, t) ^ mix32(s * _GOLDEN))
+                 for t, s in unique]
         question = dict(zip(texts, questions))
         group = [question[t] for t in unique]  # prompts of one question share their stem
         shortest: dict[str, int] = {}
