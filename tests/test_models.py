@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from ttc_lib.models import (MODEL_SPECS, ModelSpec, build_model, count_params, get_spec, load_checkpoint,
+from ttc_lib.models import (MODEL_SPECS, ModelSpec, build_model, checkpoint_id, count_params, get_spec, load_checkpoint,
                             save_checkpoint)
 
 TINY = ModelSpec("tiny-test", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
@@ -145,3 +145,14 @@ def test_remote_code_is_not_run_unless_asked(tmp_path, tiny_tokenizer):
     except ValueError:
         pass  # refusing is fine too; running the file is not
     assert not marker.exists()
+
+
+def test_checkpoint_id_follows_the_weights_not_the_path(tmp_path, tiny_tokenizer):
+    a = save_checkpoint(build_model(TINY, tiny_tokenizer, seed=1), tiny_tokenizer, tmp_path / "a", {"name": "a"})
+    b = save_checkpoint(build_model(TINY, tiny_tokenizer, seed=1), tiny_tokenizer, tmp_path / "b", {"name": "b"})
+    c = save_checkpoint(build_model(TINY, tiny_tokenizer, seed=2), tiny_tokenizer, tmp_path / "c", {"name": "c"})
+    assert checkpoint_id(a) == checkpoint_id(b) != checkpoint_id(c)
+    assert checkpoint_id("owner/model") != checkpoint_id("owner/other")  # hub ids: hashed as text
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty"):
+        checkpoint_id(tmp_path / "empty")

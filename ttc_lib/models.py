@@ -9,6 +9,7 @@ directory and renamed, so a killed run never leaves a half checkpoint behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,6 +152,24 @@ def read_ttc_config(path: str | Path) -> dict:
     if not isinstance(config, dict):
         raise ValueError(f"checkpoint {path}: {file} must hold a JSON object")
     return config
+
+
+def checkpoint_id(path_or_id: str | Path) -> str:
+    """A short content hash of a checkpoint's weight files (or the hub id itself when it is not a
+    local directory): caches of work a model did (labels, sample pools) live under it, so a
+    retrained model never reuses another model's results."""
+    local = Path(path_or_id).expanduser()
+    if not local.is_dir():
+        return hashlib.sha256(str(path_or_id).encode()).hexdigest()[:12]
+    files = sorted(local.glob("*.safetensors")) or sorted(local.glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"checkpoint {local}: no *.safetensors weight files")
+    digest = hashlib.sha256()
+    for file in files:
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
 
 
 def load_checkpoint(path_or_id: str | Path, device: str = "cpu", trust_remote_code: bool = False,
