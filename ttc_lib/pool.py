@@ -12,12 +12,13 @@ Rules
 * ``answer`` = ``grading.extract_answer(text)`` of a finished sample; ``correct`` = its answer
   graded against the reference.
 * ``score`` = ``selection.aggregate(verifier step scores, how)`` (the paper's "last" by default).
+* Identical finished texts of one question are scored once (their scores are identical anyway).
 * Cost columns per sample: ``generated_tokens`` = tokens the policy generated for it;
   ``prompt_tokens`` = tokens of its prompt (what a standalone sample prefills; information only,
   never charged); ``verifier_tokens`` = the verifier's own measured token count
-  (``verifier.tokens_scored``) for the chunk, split over the chunk's scored samples in
-  proportion to their prompt + generated tokens (integers, largest remainder; the chunk total
-  is exact). Unscored samples get 0.
+  (``verifier.tokens_scored``) for the chunk, split over the chunk's distinct scored texts in
+  proportion to their prompt + generated tokens, and a text's share split evenly over its copies
+  (integers, largest remainder; the chunk total is exact). Unscored samples get 0.
 * Resume: finished questions are stored in a ``runs.ResultCache`` keyed by question id and
   every knob that changes the samples or their scores; a killed run redoes at most one chunk.
 """
@@ -115,12 +116,17 @@ def sample_pool(generator, verifier, problems: Sequence[Problem], n_samples: int
 def _grade_and_score(generator, verifier, chunk: Sequence[Problem], samples, how: str) -> list[dict]:
     prompt_len = [len(generator.tokenizer(format_prompt(p.question, generator.prompt_style))["input_ids"])
                   for p in chunk]
-    flat = [(qi, si) for qi, group in enumerate(samples) for si, s in enumerate(group) if s.finish_reason != "length"]
+    copies: dict[tuple[int, str], list[int]] = {}  # (question, text) -> finished samples with that text
+    for qi, group in enumerate(samples):
+        for si, s in enumerate(group):
+            if s.finish_reason != "length":
+                copies.setdefault((qi, s.text), []).append(si)
+    unique = list(copies)
     before = verifier.tokens_scored
-    step_scores = verifier.score([chunk[qi].question for qi, _ in flat], [samples[qi][si].text for qi, si in flat]) \
-        if flat else []
+    step_scores = verifier.score([chunk[qi].question for qi, _ in unique], [text for _, text in unique]) \
+        if unique else []
     used = verifier.tokens_scored - before
-    shares = split_tokens(used, [prompt_len[qi] + samples[qi][si].num_tokens for qi, si in flat])
+    shares = split_tokens(used, [prompt_len[qi] + samples[qi][copies[qi, t][0]].num_tokens for qi, t in unique])
     records = []
     for qi, (problem, group) in enumerate(zip(chunk, samples)):
         answers = [extract_answer(s.text) if s.finish_reason != "length" else None for s in group]
@@ -129,7 +135,10 @@ def _grade_and_score(generator, verifier, chunk: Sequence[Problem], samples, how
                         "generated_tokens": [int(s.num_tokens) for s in group],
                         "prompt_tokens": [prompt_len[qi]] * len(group),
                         "verifier_tokens": [0] * len(group), "score": [0.0] * len(group)})
-    for (qi, si), scores, share in zip(flat, step_scores, shares):
-        records[qi]["score"][si] = float(aggregate(scores, how)) if len(scores) else 0.0
-        records[qi]["verifier_tokens"][si] = int(share)
+    for (qi, text), scores, share in zip(unique, step_scores, shares):
+        score = float(aggregate(scores, how)) if len(scores) else 0.0
+        members = copies[qi, text]
+        for si, part in zip(members, split_tokens(share, [1] * len(members))):
+            records[qi]["score"][si] = score
+            records[qi]["verifier_tokens"][si] = int(part)
     return records
