@@ -217,3 +217,14 @@ def test_fit_policy_choices_per_predicted_bin():
     assert policy.choices[2][2].fitted_accuracy == 1.0
     assert policy.meta["questions"] == 8
     assert policy.bin_of(0.9) == 1 and policy.bin_of(0.2) == 2
+
+
+def test_an_envelope_below_the_baseline_reads_the_exchange_the_other_way():
+    baseline = pd.DataFrame({"budget": [1, 4, 16], "accuracy": [0.2, 0.4, 0.6]})
+    envelope = pd.DataFrame({"budget": [1, 4, 16], "accuracy": [0.2, 0.4, 0.5]})
+    ratio = co.efficiency_ratio(baseline, envelope).set_index("budget")
+    # the envelope's 0.5 at 16 is what the baseline reaches at 8 (log-midpoint of 4 and 16): 8 / 16
+    assert ratio.ratio.loc[16] == pytest.approx(0.5) and ratio.flag.loc[16] == "envelope_below"
+    assert ratio.ratio.loc[4] == 1.0 and ratio.ratio.loc[1] == 1.0
+    beyond = co.efficiency_ratio(pd.DataFrame({"budget": [32], "accuracy": [0.9]}), envelope)
+    assert math.isnan(beyond.ratio.iloc[0]) and beyond.flag.iloc[0] == "not_reached"

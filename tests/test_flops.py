@@ -79,3 +79,33 @@ def test_flops_match_rejects_bad_input():
     with pytest.raises(ValueError, match="large_tokens_per_question"):
         flops_match(small_params=10, large_params=40, small_pretrain_tokens=1000, large_pretrain_tokens=1000,
                     large_tokens_per_question=0, r=0.5)
+
+
+def test_exchange_table_by_hand():
+    import math
+
+    import pandas as pd
+
+    from ttc_lib.flops import exchange_table
+
+    envelope = pd.DataFrame({"bin": 1, "budget": [1, 4, 16], "accuracy": [0.2, 0.4, 0.6],
+                             "total_flops": [100.0, 400.0, 1600.0]})
+    common = dict(small_params=10, large_params=40, small_pretrain_tokens=1000, large_pretrain_tokens=1000)
+    matches = {2.25: flops_match(**common, large_tokens_per_question=5, r=2.25),  # allowance 800 / question
+               22.0: flops_match(**common, large_tokens_per_question=1, r=22.0)}  # allowance ~88 / question
+    table = exchange_table(envelope, {1: 0.45}, size_ratio=4, matches=matches).set_index(["r", "accounting"])
+    arxiv = table.loc[(2.25, "arxiv")]  # K = 4 + 3*3/2.25 = 8 generations: log-midpoint of 4 and 16
+    assert arxiv.small_budget == pytest.approx(8) and arxiv.small_accuracy == pytest.approx(0.5)
+    assert arxiv.relative_improvement == pytest.approx(0.05 / 0.45 * 100) and arxiv.winner == "test-time compute"
+    assert arxiv.large_flops_total == pytest.approx(240_000 + 2 * 40 * 2250)
+    iclr = table.loc[(2.25, "iclr")]  # K = 4 + 1.5*3/2.25 = 6
+    assert iclr.small_budget == pytest.approx(6)
+    assert iclr.small_accuracy == pytest.approx(0.4 + 0.2 * math.log(1.5) / math.log(4))
+    measured = table.loc[(2.25, "measured")]  # 800 FLOPs per question: log-midpoint of 400 and 1600
+    assert measured.small_accuracy == pytest.approx(0.5) and measured.small_budget == pytest.approx(8)
+    assert measured.small_flops_total == pytest.approx(measured.large_flops_total)
+    assert table.loc[(22.0, "measured")].flag == "unaffordable" and table.loc[(22.0, "measured")].winner == "pretraining"
+    assert table.loc[(22.0, "arxiv")].small_budget == pytest.approx(4 + 9 / 22)
+    big = exchange_table(envelope, {1: 0.7}, size_ratio=14, matches={0.16: matches[2.25]}).set_index("accounting")
+    assert big.loc["arxiv"].flag == "capped" and big.loc["arxiv"].small_budget == 16
+    assert big.loc["arxiv"].winner == "pretraining"

@@ -200,3 +200,21 @@ def test_overspending_strategy_is_caught(generator):
 def test_budget_below_the_probes_is_refused(generator):
     with pytest.raises(ValueError, match="probe"):
         solve(PROBLEMS[0], 1, generator=generator, verifier=HashVerifier(), policy=make_policy(), runner=sampling_runner())
+
+
+def test_evaluate_policy_grades_caches_and_resumes(generator, tmp_path):
+    from ttc_lib.policy import evaluate_policy
+
+    runner = sampling_runner()
+    kwargs = dict(generator=generator, verifier=HashVerifier(), policy=make_policy(), max_new_tokens=12, runner=runner)
+    first = evaluate_policy(PROBLEMS[:3], [3, 6], cache_path=tmp_path / "c.jsonl", chunk_size=2, progress=False, **kwargs)
+    assert len(first) == 6 and set(first.budget) == {3, 6} and (first.generations <= first.budget).all()
+    assert first.correct.dtype == bool and (first.probe_generations == 2).all()
+    calls = len(runner.calls)
+    assert calls > 0
+    again = evaluate_policy(PROBLEMS[:3], [3, 6], cache_path=tmp_path / "c.jsonl", chunk_size=2, progress=False, **kwargs)
+    assert len(runner.calls) == calls  # everything came from the cache
+    assert again.equals(first)
+    refit = dict(kwargs, policy=make_policy(probe_samples=1))
+    evaluate_policy(PROBLEMS[:1], [6], cache_path=tmp_path / "c.jsonl", progress=False, **refit)
+    assert len(runner.calls) > calls  # a different policy is not served from the cache

@@ -242,22 +242,34 @@ def matching_cost(costs: Sequence[float], values: Sequence[float], target: float
 
 
 def efficiency_ratio(baseline: pd.DataFrame, envelope: pd.DataFrame, cost: str = "budget") -> pd.DataFrame:
-    """Per baseline point: its cost and accuracy, the envelope's matching cost and the ratio
-    baseline cost / matching cost. Both frames have ``cost`` and ``accuracy`` columns (one row
-    per point); the envelope's points are sorted by cost."""
-    env = envelope.sort_values(cost)
+    """Per baseline point (cost B, accuracy a): the envelope's matching cost and the ratio
+    B / matching cost. Both frames have ``cost`` and ``accuracy`` columns (one row per point).
+
+    When the envelope never reaches a (it is *below* the baseline there) and it was measured at
+    B, the exchange is read the other way: the cost B' at which the *baseline* reaches the
+    envelope's accuracy at B, ratio B' / B < 1 (flag "envelope_below"; "envelope_below_bound"
+    when even the baseline's smallest cost beats it: the ratio is at most the value). Else NaN
+    ("not_reached"). A nondecreasing curve against itself gives 1 everywhere.
+    """
+    env, base = envelope.sort_values(cost), baseline.sort_values(cost)
+    ex, ey = env[cost].to_numpy(float), env.accuracy.to_numpy(float)
+    bx, by = base[cost].to_numpy(float), base.accuracy.to_numpy(float)
     rows = []
-    for point in baseline.sort_values(cost).itertuples(index=False):
-        base_cost, acc = float(getattr(point, cost)), float(point.accuracy)
-        matched, flag = matching_cost(env[cost].to_numpy(float), env.accuracy.to_numpy(float), acc)
-        rows.append({cost: base_cost, "accuracy": acc, "matched_" + cost: matched,
-                     "ratio": base_cost / matched if matched == matched else math.nan, "flag": flag})
+    for base_cost, acc in zip(bx, by):
+        matched, flag = matching_cost(ex, ey, acc)
+        ratio = base_cost / matched if matched == matched else math.nan
+        if flag == "not_reached" and ex[0] <= base_cost <= ex[-1]:
+            below = interpolate_log(ex, ey, base_cost)
+            inverse, inverse_flag = matching_cost(bx, by, below)
+            ratio, flag = inverse / base_cost, ("envelope_below_bound" if inverse_flag else "envelope_below")
+        rows.append({cost: base_cost, "accuracy": acc, "matched_" + cost: matched, "ratio": ratio, "flag": flag})
     return pd.DataFrame(rows)
 
 
-def baseline_curve(table: pd.DataFrame, method: str = BASELINE, questions: Iterable[str] | None = None) -> pd.DataFrame:
-    """budget, accuracy, generations, total_flops of one method (mean over ``questions``)."""
-    rows = table[table.method == method]
+def baseline_curve(table: pd.DataFrame, method: str | None = BASELINE, questions: Iterable[str] | None = None) -> pd.DataFrame:
+    """budget, accuracy, generations, total_flops of one method (None: all rows of ``table``),
+    mean over ``questions`` (budgets where any of them is missing are left out)."""
+    rows = table if method is None else table[table.method == method]
     if questions is not None:
         questions = set(questions)
         rows = rows[rows.question_id.isin(questions)]
@@ -266,6 +278,20 @@ def baseline_curve(table: pd.DataFrame, method: str = BASELINE, questions: Itera
     if rows.empty:
         raise ValueError(f"no rows for baseline method {method!r} (on the envelope's questions)")
     return rows.groupby("budget")[["accuracy", "generations", "total_flops"]].mean().reset_index()
+
+
+def method_curve(table: pd.DataFrame, strategy: str, questions: Iterable[str] | None = None, **match) -> pd.DataFrame:
+    """budget, accuracy, generations, total_flops, method of the methods of ``strategy`` whose
+    config holds ``match`` (e.g. revisions with length=1: best-of-N parallel), one per budget."""
+    rows = table[table.strategy == strategy]
+    keep = [all(parse_config_key(c).get(k) == v for k, v in match.items()) for c in rows.config]
+    rows = rows[keep]
+    several = rows.groupby("budget").method.nunique()
+    if (several > 1).any():
+        b = int(several.idxmax())
+        raise ValueError(f"{strategy} {match}: several methods at budget {b}: {sorted(rows[rows.budget == b].method.unique())}")
+    curve = baseline_curve(rows, method=None, questions=questions)
+    return curve.merge(rows.groupby("budget").method.first().reset_index(), on="budget")
 
 
 def efficiency_ratios(baseline: pd.DataFrame, envelope: Envelope) -> pd.DataFrame:
@@ -283,14 +309,16 @@ def efficiency_ratios(baseline: pd.DataFrame, envelope: Envelope) -> pd.DataFram
 
 
 def ratio_at(ratios: pd.DataFrame, budget: int, unit: str = "budget") -> dict:
-    """{mean, std, splits, flags} of the ratio at one baseline budget over splits."""
+    """{mean, std} of the ratio at one baseline budget over splits (NaN ratios left out), with
+    the number of splits and of each flag."""
     rows = ratios[(ratios.budget == budget) & (ratios.unit == unit)]
     values = rows.ratio.to_numpy(float)
     finite = values[np.isfinite(values)]
     return {"mean": float(finite.mean()) if len(finite) else None,
             "std": float(finite.std(ddof=1)) if len(finite) > 1 else (0.0 if len(finite) else None),
             "splits": int(len(values)), "not_reached": int((rows.flag == "not_reached").sum()),
-            "lower_bound": int((rows.flag == "lower_bound_ratio").sum()), "budget": int(budget)}
+            "lower_bound": int((rows.flag == "lower_bound_ratio").sum()),
+            "envelope_below": int(rows.flag.str.startswith("envelope_below").sum()), "budget": int(budget)}
 
 
 def largest_common_budget(baseline: pd.DataFrame, envelope: Envelope) -> int:
@@ -335,3 +363,49 @@ def fit_policy(table: pd.DataFrame, bins: pd.DataFrame, *, probe_samples: int, e
     info = {"questions": int(fit_bins.question_id.nunique()), **(meta or {})}
     return Policy(thresholds=tuple(thresholds), higher_is_easier=higher_is_easier, choices=choices,
                   probe_samples=probe_samples, aggregate=aggregate, envelope=envelope, meta=info)
+
+
+def split_questions(bins: pd.DataFrame, heldout_fraction: float, seed: int = 0,
+                    by: str = "predicted_bin") -> tuple[list[str], list[str]]:
+    """(fit ids, held-out ids): ``heldout_fraction`` of each ``by`` bin held out at random."""
+    if not 0 < heldout_fraction < 1:
+        raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
+    fit, held = [], []
+    for b, group in bins.sort_values("question_id").groupby(by):
+        ids = group.question_id.astype(str).to_numpy()
+        order = np.random.default_rng([seed, int(b)]).permutation(len(ids))
+        n_held = int(round(heldout_fraction * len(ids)))
+        held += ids[order[:n_held]].tolist()
+        fit += ids[order[n_held:]].tolist()
+    return sorted(fit), sorted(held)
+
+
+def heldout_comparison(solved: pd.DataFrame, table: pd.DataFrame, bins: pd.DataFrame, policy,
+                       baseline: str = BASELINE, bin_kind: str = "oracle") -> pd.DataFrame:
+    """Per bin and budget, on the questions ``solved`` holds (rows of policy.evaluate_policy):
+    solve()'s accuracy and mean generations / FLOPs (probes included) against best-of-N weighted
+    at the same total budget from ``table``, and the policy's choice read off ``table`` with
+    notebook 03's predicted bins and no probe cost (what the paper's accounting would report).
+    A row ``bin = "all"`` pools the bins."""
+    lookup = bins.set_index("question_id")
+    frame = solved.assign(bin=solved.question_id.map(lookup[BIN_COLUMNS[bin_kind]]).astype(int),
+                          predicted=solved.question_id.map(lookup["predicted_bin"]).astype(int))
+    base = table[table.method == baseline].set_index(["budget", "question_id"])
+    by_method = table.set_index(["method", "budget", "question_id"])
+    rows = []
+    for row in frame.itertuples(index=False):
+        key = (int(row.budget), row.question_id)
+        pick = policy.choose(int(row.predicted), int(row.budget))
+        chosen = (pick[1].method, pick[0], row.question_id) if pick else None
+        rows.append({"bin": row.bin, "budget": int(row.budget), "solve_accuracy": float(row.correct),
+                     "solve_generations": row.generations, "solve_flops": row.total_flops,
+                     "baseline_accuracy": base.accuracy.get(key, math.nan),
+                     "baseline_flops": base.total_flops.get(key, math.nan),
+                     "policy_table_accuracy": by_method.accuracy.get(chosen, math.nan) if chosen else math.nan})
+    per = pd.DataFrame(rows)
+    out = pd.concat([per, per.assign(bin="all")]).groupby(["budget", "bin"]).agg(
+        questions=("solve_accuracy", "size"), solve_accuracy=("solve_accuracy", "mean"),
+        baseline_accuracy=("baseline_accuracy", "mean"), policy_table_accuracy=("policy_table_accuracy", "mean"),
+        solve_generations=("solve_generations", "mean"), solve_flops=("solve_flops", "mean"),
+        baseline_flops=("baseline_flops", "mean"))
+    return out.reset_index()

@@ -116,3 +116,64 @@ def flops_match(*, small_params: int, large_params: int, small_pretrain_tokens: 
     return FlopsMatch(r=r, queries=queries, large_pretrain=x_large, large_inference=y_large, small_pretrain=x_small,
                       small_inference_allowance=allowance, per_question_allowance=allowance / queries,
                       multiplier_tokens=allowance / forward_flops(small_params, d_inference))
+
+
+def _interp(x, y, at: float) -> float:
+    """Linear interpolation in log(x) (x ascending, positive), clamped to the ends."""
+    import numpy as np
+
+    return float(np.interp(math.log(at), np.log(np.asarray(x, float)), np.asarray(y, float)))
+
+
+def exchange_table(envelope, large_accuracy: dict, *, size_ratio: float, matches: dict) -> "pd.DataFrame":
+    """Small model + test-time compute vs the larger model's greedy pass@1, per bin and R.
+
+    ``envelope``: rows (bin, budget, accuracy, total_flops) — the compute-optimal accuracy of the
+    small model per bin and budget (generations) with its measured FLOPs per question;
+    ``large_accuracy``: bin -> greedy pass@1 of the large model; ``matches``: R -> FlopsMatch.
+    Three accountings per (R, bin): "arxiv" and "iclr" give the small model K =
+    inference_multiplier(M, R) generations (one greedy answer of the large model = 1 generation);
+    "measured" gives it the FLOPs the large side spends per question (``FlopsMatch``), read off
+    the envelope on a log-FLOPs axis. Accuracy between measured budgets is interpolated on a log
+    axis; a budget beyond the largest measured one is capped there (flag "capped": test-time
+    compute gets less than its share), one below the smallest is flagged "unaffordable" (no
+    accuracy: the larger model wins). relative_improvement = (small − large) / large · 100.
+    """
+    import pandas as pd
+
+    rows = []
+    for r, match in sorted(matches.items()):
+        for b, group in envelope.groupby("bin"):
+            g = group.sort_values("budget")
+            budgets, acc, flops = g.budget.to_numpy(float), g.accuracy.to_numpy(float), g.total_flops.to_numpy(float)
+            large = float(large_accuracy[b])
+            for accounting in ("arxiv", "iclr", "measured"):
+                flag = ""
+                if accounting == "measured":
+                    by_flops = g.sort_values("total_flops")
+                    fx = by_flops.total_flops.to_numpy(float)
+                    target = match.per_question_allowance
+                    if target < fx[0]:
+                        flag, budget, small, per_q = "unaffordable", math.nan, math.nan, math.nan
+                    else:
+                        flag = "capped" if target > fx[-1] else ""
+                        per_q = min(target, fx[-1])
+                        small = _interp(fx, by_flops.accuracy.to_numpy(float), per_q)
+                        budget = math.exp(_interp(fx, by_flops.budget.map(math.log).to_numpy(float), per_q))
+                else:
+                    k = inference_multiplier(size_ratio, r, accounting)
+                    budget = min(k, budgets[-1])
+                    flag = "capped" if k > budgets[-1] else ""
+                    small, per_q = _interp(budgets, acc, budget), _interp(budgets, flops, budget)
+                if small != small:
+                    winner = "pretraining"
+                else:
+                    winner = "test-time compute" if small > large else "pretraining" if small < large else "tie"
+                rows.append({"r": r, "accounting": accounting, "bin": int(b), "small_budget": budget,
+                             "small_accuracy": small, "large_accuracy": large,
+                             "relative_improvement": (small - large) / large * 100 if large > 0 else math.nan,
+                             "winner": winner, "flag": flag,
+                             "small_flops_total": match.small_total(per_q) if per_q == per_q else math.nan,
+                             "large_flops_total": match.large_total, "multiplier": k if accounting != "measured"
+                             else match.multiplier_tokens})
+    return pd.DataFrame(rows)

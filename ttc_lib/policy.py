@@ -57,7 +57,9 @@ class Choice:
 
     @property
     def method(self) -> str:
-        return f"{self.strategy}[{config_key(self.config)}]"
+        """"strategy[config]" as compute_optimal.method_name spells it."""
+        key = config_key(self.config)
+        return f"{self.strategy}[{key}]" if key != "-" else self.strategy
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,21 @@ class PolicyResult:
                             seed, self.answer, self.candidates, self.cost)
 
 
+def default_runner(name: str, generator, verifier, problems, budget: int, **kwargs) -> list[SearchResult]:
+    """``search.run_strategy``; "revisions" goes to ``search.revisions.revisions`` with the keys
+    of its results-table config it does not take (``length``: fixed by budget / chains) dropped."""
+    if name == "revisions":
+        import inspect
+
+        from .search.revisions import revisions
+
+        accepted = set(inspect.signature(revisions).parameters)
+        return revisions(generator, verifier, problems, budget, **{k: v for k, v in kwargs.items() if k in accepted})
+    from .search import run_strategy
+
+    return run_strategy(name, generator, verifier, problems, budget, **kwargs)
+
+
 def _solution_score(verifier_scores: Sequence[float], how: str) -> float:
     return aggregate(verifier_scores, how) if len(verifier_scores) else 0.0
 
@@ -246,7 +263,7 @@ def solve_many(problems: Sequence, budget: int, *, generator, verifier, policy: 
     """``solve`` for many questions at once (batched probes, one strategy call per chosen
     configuration); same results as calling ``solve`` on each.
 
-    ``runner`` defaults to ``search.run_strategy``. ``strategy_models`` maps a strategy name to
+    ``runner`` defaults to ``default_runner``. ``strategy_models`` maps a strategy name to
     the (generator, verifier) it runs with instead of the probing pair (e.g. "revisions": the
     revision model and its ORM); ``strategy_kwargs`` maps a strategy name to extra keyword
     arguments. ``reuse_probes=False`` never reuses probes for best_of_n. The probes' verifier
@@ -254,8 +271,7 @@ def solve_many(problems: Sequence, budget: int, *, generator, verifier, policy: 
     proportion to the length of their scored probe texts."""
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < policy.probe_samples:
         raise ValueError(f"budget must be an int >= the policy's {policy.probe_samples} probe samples, got {budget!r}")
-    if runner is None:
-        from .search import run_strategy as runner
+    runner = runner or default_runner
     questions = [p.question for p in problems]
     p = policy.probe_samples
     probes = generator.sample(questions, p, temperature=temperature, max_new_tokens=max_new_tokens,
@@ -311,3 +327,37 @@ def solve_many(problems: Sequence, budget: int, *, generator, verifier, policy: 
             if result.cost.generations > budget + 1e-9:
                 raise RuntimeError(f"question {result.question_id}: spent {result.cost.generations} > budget {budget}")
     return results
+
+
+def evaluate_policy(problems: Sequence, budgets: Sequence[int], *, cache_path, chunk_size: int = 16,
+                    seed: int = 0, progress: bool = True, **solve_kwargs):
+    """``solve_many`` on ``problems`` at each total budget, graded against each problem's answer;
+    cached per (budget, seed, question, policy and settings) in a runs.ResultCache at ``cache_path`` (an interrupted
+    run resumes). One row per (budget, question): answer, correct, bin, method, difficulty
+    score, strategy budget and the full cost (probes included)."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .grading import grade_answer
+    from .runs import ResultCache
+
+    import hashlib
+
+    cache = ResultCache(cache_path)
+    fitted = {k: v for k, v in solve_kwargs["policy"].to_dict().items() if k != "meta"}
+    settings = {k: v for k, v in solve_kwargs.items() if isinstance(v, (int, float, str, bool))}
+    tag = hashlib.sha1(json.dumps([fitted, settings], sort_keys=True).encode()).hexdigest()[:12]
+    key = lambda budget, p: f"{budget}|{seed}|{p.id}|{tag}"  # noqa: E731 (a refitted policy is re-run)
+    jobs = [(b, [p for p in problems[i:i + chunk_size] if key(b, p) not in cache])
+            for b in budgets for i in range(0, len(problems), chunk_size)]
+    for budget, chunk in tqdm([j for j in jobs if j[1]], desc="solve (budget, chunk)", disable=not progress):
+        out = solve_many(chunk, budget, seed=seed, **solve_kwargs)
+        cache.put_many((key(budget, p), {
+            "question_id": p.id, "budget": budget, "answer": r.answer,
+            "correct": bool(r.answer is not None and grade_answer(r.answer, p.answer)), "bin": r.bin,
+            "difficulty_score": r.difficulty_score, "method": r.method, "strategy_budget": r.strategy_budget,
+            "probe_generations": r.probe_cost.generations, "probe_flops": r.probe_cost.total_flops,
+            **r.cost.to_row()}) for p, r in zip(chunk, out))
+    rows = [cache.get(key(b, p)) for b in budgets for p in problems]
+    cache.close()
+    return pd.DataFrame(rows)
