@@ -2,7 +2,8 @@
 difficulty.py) and returns the matplotlib Figure (the notebook saves it).
 
 Axes: budgets are drawn on a log2 axis; cost in FLOPs on a log10 axis. Bands are mean ± std
-over seeds (``accuracy.accuracy_curves``'s ``mean``/``std``).
+over seeds (``accuracy.accuracy_curves``'s ``mean``/``std``), clipped to [0, 1]. Best-of-N
+methods are dashed, search methods solid.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ def _draw_curves(ax, curves: pd.DataFrame, x: str, colors: dict, label: bool = T
     for method, group in curves.groupby("method", sort=False):
         group = group.sort_values(x)
         xs, mean, std = group[x].to_numpy(float), group["mean"].to_numpy(float), group["std"].to_numpy(float)
-        ax.plot(xs, mean, marker="o", ms=3, color=colors[method], label=method if label else None)
-        ax.fill_between(xs, mean - std, mean + std, color=colors[method], alpha=0.15, linewidth=0)
+        style = "--" if str(method).startswith("best_of_n") else "-"  # sampling baselines dashed, search solid
+        ax.plot(xs, mean, marker="o", ms=3, ls=style, color=colors[method], label=method if label else None)
+        ax.fill_between(xs, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color=colors[method],
+                        alpha=0.15, linewidth=0)
     if x == "total_flops":
         ax.set_xscale("log")
     else:
