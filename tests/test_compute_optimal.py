@@ -107,13 +107,10 @@ def test_a_method_missing_questions_at_a_budget_is_not_a_candidate():
     assert co.fit_choices(table).method.tolist() == ["plain"]
 
 
-def test_cross_validation_rejects_tiny_bins_and_missing_bins():
+def test_cross_validation_rejects_missing_bins():
     table = co.per_question(results([("m", {}, 1, 0, q, True) for q in ("a", "b", "c")]))
     with pytest.raises(ValueError, match="attach_bins"):
         co.cross_validated_envelope(table)
-    binned = co.attach_bins(table, bins_for(["a", "b", "c"], {"a": 1, "b": 1, "c": 2}))
-    with pytest.raises(ValueError, match="bin 2 has 1 question"):
-        co.cross_validated_envelope(binned)
     with pytest.raises(ValueError, match="bin kind"):
         co.attach_bins(table, bins_for(["a"], {"a": 1}), "absolute")
 
@@ -228,3 +225,27 @@ def test_an_envelope_below_the_baseline_reads_the_exchange_the_other_way():
     assert ratio.ratio.loc[4] == 1.0 and ratio.ratio.loc[1] == 1.0
     beyond = co.efficiency_ratio(pd.DataFrame({"budget": [32], "accuracy": [0.9]}), envelope)
     assert math.isnan(beyond.ratio.iloc[0]) and beyond.flag.iloc[0] == "not_reached"
+
+
+def test_a_bin_of_one_question_is_scored_by_a_choice_made_on_the_other_questions():
+    rows = [("lucky", {}, 4, 0, q, q == "c") for q in "abc"]  # right only on the lone question
+    rows += [("steady", {}, 4, 0, q, q != "c", 1e6) for q in "abc"]  # right elsewhere, costly
+    table = co.attach_bins(co.per_question(results(rows)), bins_for(list("abc"), {"a": 1, "b": 1, "c": 2}))
+    env = co.cross_validated_envelope(table, n_splits=3)
+    lone = env.by_question[env.by_question.question_id == "c"]
+    assert len(lone) == 3 and set(lone.method) == {"steady"} and (lone.accuracy == 0).all()
+
+
+def test_common_questions_and_fit_policy_fallback_for_an_empty_bin():
+    rows = [("best_of_n", {"selection": "weighted"}, 2, 0, q, True) for q in "abcd"]
+    rows += [("beam", {"width": 2}, 2, 0, q, q == "a", 10.0) for q in "ab"]
+    table = co.per_question(results(rows))
+    assert co.common_questions(table) == ["a", "b"]
+    bins = pd.DataFrame({"question_id": list("abcd"), "oracle_bin": 1, "predicted_bin": [1, 1, 2, 2],
+                         "predicted_score": [0.9, 0.8, 0.2, 0.1]})
+    policy = co.fit_policy(table[table.question_id.isin(["a", "b"])], bins, probe_samples=1, envelope="search",
+                           threshold_questions=list("abcd"))
+    assert policy.thresholds == pytest.approx((0.5,))
+    assert policy.meta["bins_without_questions"] == [2]
+    assert policy.choices[2] == policy.choices[1]  # bin 2 has no fit question: the pooled choice
+    assert policy.choices[1][2].strategy == "best_of_n"

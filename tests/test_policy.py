@@ -218,3 +218,20 @@ def test_evaluate_policy_grades_caches_and_resumes(generator, tmp_path):
     refit = dict(kwargs, policy=make_policy(probe_samples=1))
     evaluate_policy(PROBLEMS[:1], [6], cache_path=tmp_path / "c.jsonl", progress=False, **refit)
     assert len(runner.calls) > calls  # a different policy is not served from the cache
+
+
+@pytest.mark.parametrize("chosen", [Choice("best_of_n", {"selection": "weighted"}),
+                                    Choice("beam", {"width": 2, "lookahead": 0}),
+                                    Choice("dvts", {"width": 2})])
+def test_solve_runs_the_real_strategies_within_budget(generator, chosen):
+    """Through search.run_strategy (the default runner): every strategy stays within the total budget."""
+    policy = make_policy(choices={b: {4: chosen} for b in (1, 2, 3)})
+    results = solve_many(PROBLEMS[:3], 7, generator=generator, verifier=HashVerifier(), policy=policy,
+                         max_new_tokens=12, seed=2)
+    for r in results:
+        assert r.method == chosen.method
+        if chosen.strategy == "best_of_n":  # probes reused: the remaining 5 generations all spent
+            assert r.strategy_budget == 5 and r.cost.generations == 7 and len(r.candidates) == 7
+        else:  # the fitted budget 4 <= the remaining 5
+            assert r.strategy_budget == 4 and policy.probe_samples < r.cost.generations <= 6
+        assert r.cost.verifier_tokens >= r.probe_cost.verifier_tokens

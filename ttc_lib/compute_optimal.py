@@ -154,7 +154,8 @@ def cross_validated_envelope(table: pd.DataFrame, *, n_splits: int = 10, seed: i
     """2-fold cross-validated compute-optimal selection within each bin (see the module doc).
 
     ``table``: ``per_question`` output with a ``bin`` column (``attach_bins``). ``methods``
-    restricts the candidates. A bin needs at least 2 questions.
+    restricts the candidates. A bin with a single question cannot be split: that question is
+    scored with the method chosen on all other questions of the table (never on itself).
     """
     if "bin" not in table.columns:
         raise ValueError("table has no 'bin' column: call attach_bins(table, bins, kind) first")
@@ -166,15 +167,17 @@ def cross_validated_envelope(table: pd.DataFrame, *, n_splits: int = 10, seed: i
         if table.empty:
             raise ValueError(f"no rows for methods {sorted(methods)}")
     questions_of = {b: sorted(g.question_id.unique()) for b, g in table.groupby("bin")}
-    for b, qs in questions_of.items():
-        if len(qs) < 2:
-            raise ValueError(f"bin {b} has {len(qs)} question(s); 2-fold cross-validation needs at least 2")
+    alone = [qs[0] for qs in questions_of.values() if len(qs) == 1]
     matrices = {(b, budget): _budget_matrices(table[table.bin == b], budget, qs)
-                for b, qs in questions_of.items() for budget in sorted(table.budget.unique())}
+                for b, qs in questions_of.items() for budget in sorted(table.budget.unique()) if len(qs) > 1}
     rng = np.random.default_rng(seed)
     rows = []
+    for q in alone:  # a bin of one question: chosen on every other question (of all bins) instead
+        rows.extend((split, *row) for split in range(n_splits) for row in _choose_without(table, q))
     for split in range(n_splits):
         for b, qs in questions_of.items():
+            if len(qs) < 2:
+                continue
             order = rng.permutation(len(qs))
             halves = (np.sort(order[: len(qs) // 2]), np.sort(order[len(qs) // 2:]))
             for budget in sorted(table.budget.unique()):
@@ -188,6 +191,29 @@ def cross_validated_envelope(table: pd.DataFrame, *, n_splits: int = 10, seed: i
     frame = pd.DataFrame(rows, columns=["split", "bin", "budget", "question_id", "method", "accuracy",
                                         "generations", "total_flops"])
     return Envelope(frame, name)
+
+
+def _choose_without(table: pd.DataFrame, question: str) -> list[tuple]:
+    """(bin, budget, question, method, accuracy, generations, flops) per budget for ``question``,
+    the method chosen on all *other* questions of ``table`` (methods that also ran ``question``)."""
+    out = []
+    for budget, sub in table.groupby("budget"):
+        mine = sub[sub.question_id == question].set_index("method")
+        others = sub[(sub.question_id != question) & sub.method.isin(mine.index)]
+        if others.empty:
+            continue
+        stats = others.groupby("method").agg(acc=("accuracy", "mean"), flops=("total_flops", "mean"))
+        best = min(stats.index, key=lambda m: (-round(float(stats.acc[m]), 12), float(stats.flops[m]), m))
+        row = mine.loc[best]
+        out.append((int(row.bin), int(budget), question, best, float(row.accuracy), float(row.generations),
+                    float(row.total_flops)))
+    return out
+
+
+def common_questions(table: pd.DataFrame) -> list[str]:
+    """Questions every method of ``table`` was run on (at some budget): where they compare."""
+    sets = table.groupby("method").question_id.agg(lambda s: set(s))
+    return sorted(set.intersection(*sets)) if len(sets) else []
 
 
 def fit_choices(table: pd.DataFrame) -> pd.DataFrame:
@@ -348,19 +374,27 @@ def difficulty_thresholds(bins: pd.DataFrame) -> tuple[list[float], bool]:
 
 
 def fit_policy(table: pd.DataFrame, bins: pd.DataFrame, *, probe_samples: int, envelope: str,
-               aggregate: str = "last", meta: dict | None = None):
-    """The usable policy fitted on the questions of ``table``: predicted-bin thresholds from those
-    questions' rows of ``bins`` and the best method per (predicted bin, budget)."""
+               aggregate: str = "last", threshold_questions: Iterable[str] | None = None, meta: dict | None = None):
+    """The usable policy fitted on the questions of ``table``: the best method per (predicted bin,
+    budget), and thresholds on the predicted score from the rows of ``bins`` of
+    ``threshold_questions`` (default: the table's questions; the score uses no ground truth).
+    A predicted bin without questions in ``table`` gets the choice fitted on all of them."""
     from .policy import Choice, Policy
 
-    fit_bins = bins[bins.question_id.isin(set(table.question_id))]
-    thresholds, higher_is_easier = difficulty_thresholds(fit_bins)
-    choices_frame = fit_choices(attach_bins(table, fit_bins, "predicted"))
+    fit_ids = set(table.question_id)
+    edges_from = set(threshold_questions) if threshold_questions is not None else fit_ids
+    thresholds, higher_is_easier = difficulty_thresholds(bins[bins.question_id.isin(edges_from)])
+    binned = attach_bins(table, bins, "predicted")
+    per_bin = fit_choices(binned)
+    pooled = fit_choices(binned.assign(bin=0))
     choices: dict[int, dict[int, Choice]] = {}
-    for row in choices_frame.itertuples(index=False):
-        choices.setdefault(int(row.bin), {})[int(row.budget)] = Choice(
-            strategy=row.strategy, config=parse_config_key(row.config), fitted_accuracy=round(float(row.accuracy), 6))
-    info = {"questions": int(fit_bins.question_id.nunique()), **(meta or {})}
+    for b in range(1, len(thresholds) + 2):
+        frame = per_bin[per_bin.bin == b] if (per_bin.bin == b).any() else pooled
+        for row in frame.itertuples(index=False):
+            choices.setdefault(b, {})[int(row.budget)] = Choice(
+                strategy=row.strategy, config=parse_config_key(row.config), fitted_accuracy=round(float(row.accuracy), 6))
+    info = {"questions": len(fit_ids), "bins_without_questions": sorted(set(choices) - set(per_bin.bin)),
+            **(meta or {})}
     return Policy(thresholds=tuple(thresholds), higher_is_easier=higher_is_easier, choices=choices,
                   probe_samples=probe_samples, aggregate=aggregate, envelope=envelope, meta=info)
 
