@@ -161,7 +161,7 @@ def test_solve_never_exceeds_its_budget_and_charges_the_probes(generator, budget
             assert policy.choose(r.bin, budget - 2) is None and r.cost.generations == 2
         else:
             assert r.strategy_budget == policy.choose(r.bin, budget - 2)[0]
-    assert sum(r.probe_cost.verifier_tokens for r in results) == pytest.approx(verifier.tokens_scored, abs=len(PROBLEMS))
+    assert sum(r.probe_cost.verifier_tokens for r in results) == verifier.tokens_scored
     assert sum(n for _, _, n, _ in runner.calls) <= len(PROBLEMS)  # each question in at most one batched call
 
 

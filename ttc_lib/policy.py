@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 from .compute import Cost
 from .grading import extract_answer
 from .runs import atomic_write_text
-from .search.common import Candidate, SearchResult, config_key
+from .search.common import Candidate, SearchResult, config_key, split_total
 from .selection import aggregate, best_of_n, majority, weighted
 from .steps import split_steps
 
@@ -268,7 +268,8 @@ def solve_many(problems: Sequence, budget: int, *, generator, verifier, policy: 
     revision model and its ORM); ``strategy_kwargs`` maps a strategy name to extra keyword
     arguments. ``reuse_probes=False`` never reuses probes for best_of_n. The probes' verifier
     tokens are measured in total (``verifier.tokens_scored``) and shared among questions in
-    proportion to the length of their scored probe texts."""
+    proportion to the length of their scored probe texts (``search.common.split_total``: the
+    shares sum exactly to the total)."""
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < policy.probe_samples:
         raise ValueError(f"budget must be an int >= the policy's {policy.probe_samples} probe samples, got {budget!r}")
     runner = runner or default_runner
@@ -283,14 +284,13 @@ def solve_many(problems: Sequence, budget: int, *, generator, verifier, policy: 
     score_of = {id(s): _solution_score(sc, policy.aggregate) for (_, s), sc in zip(finished, step_scores)}
     verifier_read = verifier.tokens_scored - read_before
     results, groups = [], {}
-    read_total = sum(len(s.text) for _, s in finished) or 1
+    shares = split_total(verifier_read, [sum(len(s.text) for s in group if id(s) in score_of) for group in probes])
     for k, (problem, group) in enumerate(zip(problems, probes)):
         scores = [score_of.get(id(s), 0.0) for s in group]
         answers = [extract_answer(s.text) if s.finish_reason != "length" else None for s in group]
-        mine = sum(len(s.text) for s in group if id(s) in score_of)
         probe_cost = Cost(generator.num_params, verifier.num_params, generations=p,
                           generated_tokens=sum(s.num_tokens for s in group),
-                          verifier_tokens=round(verifier_read * mine / read_total))
+                          verifier_tokens=shares[k])
         difficulty = float(sum(scores) / p)
         bin_ = policy.bin_of(difficulty)
         probe_candidates = [Candidate(s.text, a, sc) for s, a, sc in zip(group, answers, scores)]
