@@ -109,3 +109,6 @@ def test_exchange_table_by_hand():
     big = exchange_table(envelope, {1: 0.7}, size_ratio=14, matches={0.16: matches[2.25]}).set_index("accounting")
     assert big.loc["arxiv"].flag == "capped" and big.loc["arxiv"].small_budget == 16
     assert big.loc["arxiv"].winner == "pretraining"
+    late = envelope.assign(budget=[8, 16, 32])  # the smallest measured budget 8 > K(22) = 4.4
+    over = exchange_table(late, {1: 0.1}, size_ratio=4, matches={22.0: matches[22.0]}).set_index("accounting")
+    assert over.loc["arxiv"].flag == "over_share" and over.loc["arxiv"].small_budget == 8

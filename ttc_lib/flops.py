@@ -136,8 +136,11 @@ def exchange_table(envelope, large_accuracy: dict, *, size_ratio: float, matches
     "measured" gives it the FLOPs the large side spends per question (``FlopsMatch``), read off
     the envelope on a log-FLOPs axis. Accuracy between measured budgets is interpolated on a log
     axis; a budget beyond the largest measured one is capped there (flag "capped": test-time
-    compute gets less than its share), one below the smallest is flagged "unaffordable" (no
-    accuracy: the larger model wins). relative_improvement = (small − large) / large · 100.
+    compute gets less than its share); a K below the smallest measured budget is raised to it
+    (flag "over_share": test-time compute gets more than its share, its FLOPs say by how much);
+    a measured allowance below the cheapest point is "unaffordable" (no accuracy: the larger
+    model wins). relative_improvement = (small − large) / large · 100. ``large_accuracy`` may
+    also map (bin) for one envelope; pass each envelope's own questions' accuracy.
     """
     import pandas as pd
 
@@ -162,8 +165,8 @@ def exchange_table(envelope, large_accuracy: dict, *, size_ratio: float, matches
                         budget = math.exp(_interp(fx, by_flops.budget.map(math.log).to_numpy(float), per_q))
                 else:
                     k = inference_multiplier(size_ratio, r, accounting)
-                    budget = min(k, budgets[-1])
-                    flag = "capped" if k > budgets[-1] else ""
+                    budget = min(max(k, budgets[0]), budgets[-1])
+                    flag = "capped" if k > budgets[-1] else "over_share" if k < budgets[0] else ""
                     small, per_q = _interp(budgets, acc, budget), _interp(budgets, flops, budget)
                 if small != small:
                     winner = "pretraining"
