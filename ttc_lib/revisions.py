@@ -27,6 +27,7 @@ import hashlib
 import json
 import shutil
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -91,7 +92,7 @@ def sample_answers(generator, problems: Sequence[Problem], n: int, *, temperatur
     key = lambda p: f"{p.id}|n={n}|t={temperature}|m={max_new_tokens}|s={seed}"  # noqa: E731
     rows = {}
     chunks = [list(problems[i:i + chunk_size]) for i in range(0, len(problems), chunk_size)]
-    for chunk in tqdm(chunks, desc="revision data samples", disable=not progress):
+    for chunk in tqdm(chunks, desc="revision data samples", **({} if progress else {"disable": True})):
         todo = [p for p in chunk if cache is None or key(p) not in cache]
         if todo:
             samples = generator.sample([p.question for p in todo], n, temperature=temperature,
@@ -188,6 +189,20 @@ def target_loss(model, tokenizer, problems: Sequence[Problem], batch_size: int =
     return total / max(count, 1)
 
 
+@contextmanager
+def _quiet_saves():
+    """No "Writing model shards" bar for the many small snapshots saved here."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 class _Stop(Exception):
     """Raised from the training callback once validation loss has turned up for good."""
 
@@ -241,7 +256,8 @@ def train_revision_model(policy_path: str | Path, train: Sequence[RevisionExampl
     def evaluate(step: int, tokens: int) -> None:
         loss = target_loss(model, tokenizer, val_problems)
         points = [pt for pt in curve["points"] if pt[0] < step] + [[step, round(loss, 5), tokens]]
-        save_checkpoint(model, tokenizer, work / f"step_{step:05d}", {"name": "revision"})
+        with _quiet_saves():
+            save_checkpoint(model, tokenizer, work / f"step_{step:05d}", {"name": "revision"})
         curve["points"] = points
         write_json(curve_file, curve)
         best = min(range(len(points)), key=lambda i: points[i][1])
@@ -278,9 +294,10 @@ def train_revision_model(policy_path: str | Path, train: Sequence[RevisionExampl
                                                            ("steps", "batch_size", "lr", "warmup_steps", "seed")},
         "eval_every": eval_every, "patience": patience, "parent": {"path": str(policy_path)},
     }
-    save_checkpoint(chosen_model, tokenizer, out_dir, {"name": "revision", "prompt_style": "plain",
-                                                       "training": result, "ttc_version": __version__,
-                                                       "revision": {"max_context": MAX_CONTEXT}})
+    with _quiet_saves():
+        save_checkpoint(chosen_model, tokenizer, out_dir, {"name": "revision", "prompt_style": "plain",
+                                                           "training": result, "ttc_version": __version__,
+                                                           "revision": {"max_context": MAX_CONTEXT}})
     shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -299,7 +316,8 @@ def extend_positions(src: str | Path, dst: str | Path, max_positions: int = MAX_
     config = {**ttc_config, "extended_from": str(src)}
     if "spec" in config:
         config["spec"] = {**config["spec"], "max_position_embeddings": max_positions}
-    return save_checkpoint(model, tokenizer, dst, config)
+    with _quiet_saves():
+        return save_checkpoint(model, tokenizer, dst, config)
 
 
 def orm_examples(frame: pd.DataFrame, questions: dict[str, str], max_context: int = MAX_CONTEXT) -> list:

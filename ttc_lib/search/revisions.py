@@ -85,7 +85,7 @@ def run_chains(generator, problems, lengths: Sequence[int], *, seed: int = 0, te
         raise ValueError(f"need max_context >= 0 and chain lengths >= 1, got {max_context}, {list(lengths)}")
     chains: list[list[list[Attempt]]] = [[[] for _ in lengths] for _ in problems]
     n_prompt: dict[str, int] = {}
-    for t in tqdm(range(max(lengths)), desc="revision steps", disable=not progress):
+    for t in tqdm(range(max(lengths)), desc="revision steps", **({} if progress else {"disable": True})):
         prompts: dict[str, list[tuple[int, int, tuple[str, ...]]]] = {}  # question text -> chains, in order
         for p, problem in enumerate(problems):
             for c, n in enumerate(lengths):
@@ -241,20 +241,22 @@ def revisions(generator, verifier, problems, budget: int, *, seed: int = 0, temp
 
 def sweep(generator, problems, budgets: Sequence[int], *, seeds: Sequence[int], verifiers: dict,
           temperature: float = 1.0, max_new_tokens: int = 256, max_context: int = MAX_CONTEXT,
-          cache_path=None, chunk_size: int = 16, progress: bool = True) -> pd.DataFrame:
+          cache_path=None, chunk_size: int = 16, lengths: Sequence[int] | None = None,
+          progress: bool = True) -> pd.DataFrame:
     """Attempts of every (chains, length) in ``ratio_grid`` of each budget, for every seed: the
-    staircase of chains runs once per (seed, question) and each verifier in ``verifiers``
-    (name -> (verifier, with_context)) scores every attempt. Cached per chunk of questions
-    (runs.ResultCache at ``cache_path``): an interrupted sweep resumes."""
+    staircase of chains (or chains of the ``lengths`` given) runs once per (seed, question) and
+    each verifier in ``verifiers`` (name -> (verifier, with_context)) scores every attempt.
+    Cached per chunk of questions (runs.ResultCache at ``cache_path``): an interrupted sweep resumes."""
     from ..runs import ResultCache
 
-    lengths = staircase([cfg for n in budgets for cfg in ratio_grid(n)])
+    lengths = list(lengths) if lengths else staircase([cfg for n in budgets for cfg in ratio_grid(n)])
     problems = list(problems)
     cache = ResultCache(cache_path) if cache_path else None
-    tag = f"L={','.join(map(str, lengths))}|T={temperature}|m={max_new_tokens}|ctx={max_context}|v={','.join(verifiers)}"
+    tag = (f"L={','.join(map(str, lengths))}|T={temperature}|m={max_new_tokens}|ctx={max_context}"
+           f"|v={','.join(verifiers)}")
     frames = []
     jobs = [(s, problems[i:i + chunk_size]) for s in seeds for i in range(0, len(problems), chunk_size)]
-    for s, chunk in tqdm(jobs, desc="revision sweep (seed, chunk)", disable=not progress):
+    for s, chunk in tqdm(jobs, desc="revision sweep (seed, chunk)", **({} if progress else {"disable": True})):
         key = lambda p: f"{s}|{p.id}|{tag}"  # noqa: E731
         todo = [p for p in chunk if cache is None or key(p) not in cache]
         if todo:
@@ -308,3 +310,44 @@ def transitions(frame: pd.DataFrame) -> dict:
     return {"correct_to_wrong": float((~right.next.astype(bool)).mean()) if len(right) else float("nan"),
             "wrong_to_correct": float(wrong.next.astype(bool).mean()) if len(wrong) else float("nan"),
             "correct_pairs": int(len(right)), "wrong_pairs": int(len(wrong))}
+
+
+def ratio_label(chains: int, length: int) -> str:
+    """The sequential:parallel ratio of a split, reduced: (chains=8, length=2) -> "1:4"."""
+    from math import gcd
+
+    g = gcd(chains, length)
+    return f"{length // g}:{chains // g}"
+
+
+def accuracy_by_ratio(table: pd.DataFrame, bins: pd.DataFrame | None = None,
+                      bin_column: str = "oracle_bin") -> pd.DataFrame:
+    """Accuracy per (method, budget, chains, length, seed[, bin]) of a revisions results table
+    (RESULT_COLUMNS). method = selection, plus "/verifier" when the config names one; ratio =
+    length / chains (sequential / parallel) and its label."""
+    config = table.config.map(lambda text: dict(kv.split("=", 1) for kv in text.split(",")))
+    frame = table.assign(method=[c["selection"] + (f"/{c['verifier']}" if "verifier" in c else "") for c in config],
+                         chains=[int(c["chains"]) for c in config], length=[int(c["length"]) for c in config])
+    keys = ["method", "budget", "chains", "length", "seed"]
+    if bins is not None:
+        frame = frame.merge(bins[["question_id", bin_column]].rename(columns={bin_column: "bin"}), on="question_id",
+                            how="inner")
+        keys.append("bin")
+    out = frame.groupby(keys).correct.mean().rename("accuracy").reset_index()
+    out["ratio"] = out.length / out.chains
+    out["ratio_label"] = [ratio_label(c, n) for c, n in zip(out.chains, out.length)]
+    return out
+
+
+def nested_accuracy(acc: pd.DataFrame) -> dict:
+    """method -> ratio label -> budget -> {"mean", "std"} over seeds of an ``accuracy_by_ratio``
+    table without bins; with a bin column: method -> ratio label -> budget -> bin -> mean."""
+    out: dict = {}
+    if "bin" in acc:
+        for (m, r, n, b), g in acc.groupby(["method", "ratio_label", "budget", "bin"]):
+            out.setdefault(m, {}).setdefault(r, {}).setdefault(int(n), {})[int(b)] = round(float(g.accuracy.mean()), 4)
+        return out
+    for (m, r, n), g in acc.groupby(["method", "ratio_label", "budget"]):
+        out.setdefault(m, {}).setdefault(r, {})[int(n)] = {"mean": round(float(g.accuracy.mean()), 4),
+                                                           "std": round(float(g.accuracy.std(ddof=0)), 4)}
+    return out
