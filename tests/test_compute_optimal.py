@@ -249,3 +249,20 @@ def test_common_questions_and_fit_policy_fallback_for_an_empty_bin():
     assert policy.meta["bins_without_questions"] == [2]
     assert policy.choices[2] == policy.choices[1]  # bin 2 has no fit question: the pooled choice
     assert policy.choices[1][2].strategy == "best_of_n"
+
+
+def test_method_curve_matches_the_config_exactly_apart_from_vary():
+    rows = []
+    for n in (2, 4):
+        for q in "ab":
+            rows.append(("revisions", {"chains": n, "length": 1, "selection": "hierarchical"}, n, 0, q, q == "a"))
+            rows.append(("revisions", {"chains": n, "length": 1, "selection": "hierarchical", "verifier": "plain"},
+                         n, 0, q, True))
+            rows.append(("revisions", {"chains": 1, "length": n, "selection": "hierarchical"}, n, 0, q, True))
+    table = co.per_question(results(rows))
+    curve = co.method_curve(table, "revisions", vary=("chains",), length=1, selection="hierarchical")
+    assert curve.budget.tolist() == [2, 4] and curve.accuracy.tolist() == [0.5, 0.5]
+    assert curve.method.tolist() == ["revisions[chains=2,length=1,selection=hierarchical]",
+                                     "revisions[chains=4,length=1,selection=hierarchical]"]
+    with pytest.raises(ValueError, match="several methods"):
+        co.method_curve(table, "revisions", vary=("chains", "verifier"), length=1, selection="hierarchical")

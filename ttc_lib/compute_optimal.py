@@ -306,11 +306,13 @@ def baseline_curve(table: pd.DataFrame, method: str | None = BASELINE, questions
     return rows.groupby("budget")[["accuracy", "generations", "total_flops"]].mean().reset_index()
 
 
-def method_curve(table: pd.DataFrame, strategy: str, questions: Iterable[str] | None = None, **match) -> pd.DataFrame:
+def method_curve(table: pd.DataFrame, strategy: str, questions: Iterable[str] | None = None,
+                 vary: Sequence[str] = (), **match) -> pd.DataFrame:
     """budget, accuracy, generations, total_flops, method of the methods of ``strategy`` whose
-    config holds ``match`` (e.g. revisions with length=1: best-of-N parallel), one per budget."""
+    config is exactly ``match`` apart from the keys in ``vary`` (e.g. revisions, length=1,
+    vary=("chains",): best-of-N in parallel), one method per budget."""
     rows = table[table.strategy == strategy]
-    keep = [all(parse_config_key(c).get(k) == v for k, v in match.items()) for c in rows.config]
+    keep = [{k: v for k, v in parse_config_key(c).items() if k not in vary} == match for c in rows.config]
     rows = rows[keep]
     several = rows.groupby("budget").method.nunique()
     if (several > 1).any():
