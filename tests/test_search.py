@@ -13,6 +13,7 @@ import torch
 from ttc_lib import search
 from ttc_lib.compute import Cost
 from ttc_lib.generation import Generator
+from ttc_lib.prompts import format_prompt
 from ttc_lib.search import beam as beam_mod
 from ttc_lib.search import common
 from ttc_lib.search.best_of_n import from_pool
@@ -306,3 +307,27 @@ def test_clear_errors(world):
         run(gen, problems, "best_of_n", 4, selection="best")
     assert set(search.STRATEGIES) == {"best_of_n", "beam", "dvts"}
     assert search.config_keys("beam") == ["width", "lookahead", "max_rounds"]
+
+
+def test_shared_stem_logprobs_match_one_forward_per_solution(world):
+    """The verifier's shared-stem scoring (beam children of one parent share their prefix) gives
+    the log-probs of a plain forward over each whole text."""
+    gen, problems = world
+    q = problems[0].question
+    parent = "12+3=15\n15*2=30"
+    solutions = [parent + "\n30-4=26", parent + "\n30-4=27", parent + "\n\\boxed{30}", parent, parent + "\n30-4=26",
+                 "9", "12+3=15\n15*2=31\n31-4=27", ""]
+    questions = [q] * 7 + [problems[1].question]
+    small = Generator(gen.model, gen.tokenizer, device="cpu", max_batch_rows=2)  # forces several batches
+    for g in (gen, small):
+        got = g.token_logprobs(questions, solutions)
+        for question, solution, tl in zip(questions, solutions, got):
+            prompt = gen.tokenizer(format_prompt(question))["input_ids"]
+            sol = gen.tokenizer(solution, add_special_tokens=False)["input_ids"]
+            assert list(tl.token_ids) == sol and len(tl.logprobs) == len(sol)
+            if not sol:
+                continue
+            with torch.inference_mode():
+                lp = gen.model(input_ids=torch.tensor([prompt + sol])).logits[0].float().log_softmax(-1)
+            expected = lp[len(prompt) - 1:-1].gather(-1, torch.tensor(sol)[:, None])[:, 0]
+            assert torch.allclose(torch.tensor(tl.logprobs), expected, atol=1e-4)

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from .kv_cache import ATTENTION, SAFE_MODEL_TYPES, KVPool, attention_implementation, supports_shared_prefix
 from .decoding import decode, final_text
-from .prefill import left_pad, plain_prefill, shared_prefill
+from .prefill import plain_prefill, share_groups, shared_prefill, stem_logprobs
 from .prompts import PROMPT_STYLES, format_prompt
 from .sampling import _GOLDEN, mix32, prompt_key, row_key
 from .steps import STEP_DELIMITER
@@ -157,35 +157,48 @@ class Generator:
 
     @torch.inference_mode()
     def token_logprobs(self, questions: list[str], solutions: list[str]) -> list[TokenLogprobs]:
-        """Per solution, log p of each of its tokens given the prompt; one forward per solution.
-        Prompt and solution are tokenised separately (solution without special tokens)."""
+        """Per solution, log p of each of its tokens given the prompt (teacher forcing; tokens
+        shared with other solutions of the call are run once). Prompt and solution are tokenised
+        separately (solution without special tokens)."""
         if len(questions) != len(solutions):
             raise ValueError(f"{len(questions)} questions but {len(solutions)} solutions")
         prompts = self.tokenizer([format_prompt(q, self.prompt_style) for q in questions])["input_ids"]
         sol_ids, ends = self._solution_tokens(solutions)
         vocab = self.model.get_output_embeddings().weight.shape[0]
-        order = sorted(range(len(solutions)), key=lambda k: len(prompts[k]) + len(sol_ids[k]))
-        out: list[TokenLogprobs | None] = [None] * len(solutions)
-        while order:
-            batch = [order.pop()]  # longest first; grow while within the memory budgets
-            while order:
-                rows, width = len(batch) + 1, len(prompts[batch[0]]) + len(sol_ids[batch[0]])
-                keep = 1 + max(len(sol_ids[k]) for k in batch + [order[-1]])
-                if rows > (self.max_batch_rows or 512) or rows * keep * vocab > LOGITS_BUDGET \
-                        or rows * width > 65536:
+        seqs = [p + s for p, s in zip(prompts, sol_ids)]
+        # Solutions sharing leading tokens (samples of one question, beam-search children of one
+        # parent) run those tokens once (prefill.share_groups / stem_logprobs): beam search
+        # re-scores whole prefixes every round, which dominated its time before.
+        groups = share_groups([seqs[k] for k in range(len(seqs)) if sol_ids[k]])
+        index = [k for k in range(len(seqs)) if sol_ids[k]]
+        max_rows = self.max_batch_rows or 512
+        pieces = []  # big groups cut into pieces that fit one batch on their own
+        for stem, members in groups:
+            members = [index[j] for j in members]
+            own = max(len(seqs[k]) - stem for k in members)
+            size = max(1, min(max_rows, 65536 // (stem + own), LOGITS_BUDGET // ((own + 1) * vocab)))
+            pieces += [(stem, members[i:i + size]) for i in range(0, len(members), size)]
+        # batches pad every member to the longest own part (the members are most of the rows): by
+        # own length, longest first, then by stem
+        groups = sorted(pieces, key=lambda g: (-max(len(seqs[k]) - g[0] for k in g[1]), -g[0]))
+        values: dict[int, list[float]] = {}
+        while groups:
+            # grow while rows, tokens and logits stay within the budgets and the own parts are at
+            # least half the batch's longest (padding the rest to it would waste more than a forward)
+            batch = [groups.pop(0)]
+            while groups:
+                cand = batch + [groups[0]]
+                rows = sum(len(m) for _, m in cand)
+                stem_w = max(stem for stem, _ in cand)
+                own_w = max(len(seqs[k]) - stem for stem, m in cand for k in m)
+                if rows > max_rows or rows * (own_w + 1) * vocab > LOGITS_BUDGET \
+                        or 2 * max(len(seqs[k]) - groups[0][0] for k in groups[0][1]) < own_w \
+                        or rows * (stem_w + own_w) > 65536 or len(cand) * stem_w * vocab > LOGITS_BUDGET:
                     break
-                batch.append(order.pop())
-            seqs = [prompts[k] + sol_ids[k] for k in batch]
-            ids, mask, pos = left_pad(seqs, self.pad_id, self.device)
-            keep = 1 + max(len(sol_ids[k]) for k in batch)  # logits of the last `keep` positions
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False,
-                                logits_to_keep=keep).logits
-            for row, k in enumerate(batch):
-                m = len(sol_ids[k])
-                lp = logits[row, keep - 1 - m:keep - 1].float().log_softmax(-1)
-                target = torch.tensor(sol_ids[k], device=lp.device, dtype=torch.long)
-                values = lp.gather(-1, target[:, None])[:, 0].tolist() if m else []
-                out[k] = TokenLogprobs(tuple(sol_ids[k]), tuple(values), tuple(ends[k]))
+                batch.append(groups.pop(0))
+            values.update(stem_logprobs(self.model, seqs, [len(p) for p in prompts],
+                                        [(stem, m) for stem, m in batch], self.pad_id))
+        out = [TokenLogprobs(tuple(sol_ids[k]), tuple(values.get(k, ())), tuple(ends[k])) for k in range(len(seqs))]
         return out  # type: ignore[return-value]
 
     # ------------------------------------------------------------------------------- internals
