@@ -11,13 +11,18 @@ PYTHON ?= python3
 TORCH_INSTALL ?= torch==2.13.0
 # extra notebook parameters, e.g. SET="seed=1 n_test=200"
 SET ?=
+# your own Hugging Face generator (local dir or cached hub id) and MATH-format test data, e.g.
+# make run PROFILE=math500 GENERATOR=$HOME/models/qwen2.5-math-1.5b DATA=$HOME/data/math500.jsonl
+GENERATOR ?=
+DATA ?=
 
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STAGES := 00_data 01_train_generator 02_train_verifier 03_difficulty_bins 04_search \
           05_revisions 06_compute_optimal 07_ttc_vs_pretraining
-OVERRIDES := $(foreach s,$(SET),--set $(s))
+OVERRIDES := $(foreach s,$(SET),--set $(s)) $(if $(GENERATOR),--set generator=$(GENERATOR)) \
+             $(if $(DATA),--set source=$(DATA))
 TEST_RUNS := $(CURDIR)/build/test-runs
 
 .PHONY: run test unit lab install clean benchmarks record $(STAGES)

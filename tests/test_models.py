@@ -156,3 +156,16 @@ def test_checkpoint_id_follows_the_weights_not_the_path(tmp_path, tiny_tokenizer
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="empty"):
         checkpoint_id(tmp_path / "empty")
+
+
+def test_checkpoint_record_reads_ttc_training_or_counts_params(tmp_path, tiny_tokenizer):
+    from ttc_lib.models import checkpoint_record
+
+    model = build_model(TINY, tiny_tokenizer, seed=1)
+    ours = save_checkpoint(model, tiny_tokenizer, tmp_path / "ours", {"name": "t", "training": {"params": 7, "tokens": 9}})
+    assert checkpoint_record(ours) == {"params": 7, "tokens": 9}
+    theirs = tmp_path / "theirs"  # a plain HF checkpoint: no ttc_config.json
+    model.save_pretrained(theirs)
+    tiny_tokenizer.save_pretrained(theirs)
+    record = checkpoint_record(theirs)
+    assert record["params"] == count_params(model) and record["tokens"] is None and record["training_flops"] is None

@@ -110,3 +110,15 @@ def test_papermill_sees_every_parameter(nb_path):
     cell = next(c for c in json.loads(nb_path.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
     seen = {p.name for p in PythonTranslator.inspect({"source": "".join(cell["source"])})}
     assert seen == set(pipeline.notebook_parameters(nb_path))
+
+
+def test_relative_paths_are_taken_from_where_make_runs(tmp_path):
+    from ttc_lib.pipeline import absolute_paths
+
+    (tmp_path / "mine.jsonl").write_text("")
+    resolved = {"00_data": {"source": "mine.jsonl", "n_test": 3},
+                "01_train_generator": {"generator": "Qwen/Qwen2.5-0.5B", "prompt_style": "plain"}}
+    absolute_paths(resolved, base=tmp_path)
+    assert resolved["00_data"]["source"] == str((tmp_path / "mine.jsonl").resolve())
+    assert resolved["01_train_generator"]["generator"] == "Qwen/Qwen2.5-0.5B"  # a hub id, not a path here
+    assert resolved["01_train_generator"]["prompt_style"] == "plain"

@@ -76,3 +76,13 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "b.txt").write_text("second")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"] and not (target / "a.txt").exists()
+
+
+def test_stage_generator_loads_the_role_notebook_01_recorded(tmp_path, monkeypatch, tiny_checkpoint):
+    monkeypatch.setenv("TTC_RUNS_DIR", str(tmp_path))
+    Stage("ci", "01_train_generator").write_summary(
+        {"checkpoints": {"policy": str(tiny_checkpoint)}, "prompt_style": "plain", "device": "cpu"})
+    generator = Stage("ci", "03_difficulty_bins").generator("policy")
+    assert generator.prompt_style == "plain" and generator.device.type == "cpu" and generator.num_params > 0
+    with pytest.raises(FileNotFoundError, match="'large'"):
+        Stage("ci", "07_ttc_vs_pretraining").generator("large")

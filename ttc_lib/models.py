@@ -172,6 +172,18 @@ def checkpoint_id(path_or_id: str | Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def checkpoint_record(path_or_id: str | Path) -> dict:
+    """The training record of a checkpoint (parameters, tokens, FLOPs, wall time, loss curve):
+    ttc's own from its ttc_config.json; for a model ttc did not train, its parameter count and
+    ``None`` for what ttc cannot know (its pretraining tokens and FLOPs)."""
+    record = read_ttc_config(path_or_id).get("training") if Path(path_or_id).expanduser().is_dir() else None
+    if record:
+        return record
+    model, _, _ = load_checkpoint(path_or_id)
+    return {"params": count_params(model), "tokens": None, "training_flops": None, "wall_seconds": None,
+            "final_loss": None, "loss_curve": []}
+
+
 def load_checkpoint(path_or_id: str | Path, device: str = "cpu", trust_remote_code: bool = False,
                     dtype: Any = None):
     """(model in eval mode on ``device``, tokenizer, ttc_config) from a checkpoint dir; ttc_config

@@ -105,12 +105,29 @@ def apply_overrides(resolved: dict[str, dict[str, Any]], overrides: list[str]) -
             raise ValueError(f"override {key!r} is not a parameter of any notebook")
 
 
+# Parameters that name a file, folder or model: a relative path is taken from where you run make
+# (the notebooks run with notebooks/ as their working directory). Hub ids are left alone.
+PATH_PARAMETERS = ("source", "train_source", "generator", "verifier_backbone", "large_generator", "verifier")
+
+
+def absolute_paths(resolved: dict[str, dict[str, Any]], base: Path | None = None) -> None:
+    """Make every relative path in PATH_PARAMETERS that exists under ``base`` (default: the current
+    directory) absolute, in place."""
+    base = Path.cwd() if base is None else base
+    for values in resolved.values():
+        for key in PATH_PARAMETERS:
+            value = values.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute() and (base / value).exists():
+                values[key] = str((base / value).resolve())
+
+
 def run(profile: str, stages: list[str] | None = None, overrides: list[str] = ()) -> dict[str, float]:
     """Execute the notebooks of ``profile`` in order; returns stage -> wall seconds."""
     import papermill
 
     resolved = load_profile(profile)
     apply_overrides(resolved, list(overrides))
+    absolute_paths(resolved)
     chosen = stages or list(resolved)
     for stage in chosen:
         if stage not in resolved:

@@ -150,6 +150,20 @@ class Stage:
         folder = self.dir if name is None else self.require(name)
         return read_json(folder / "summary.json")
 
+    def generator(self, role: str = "policy", **kwargs: Any):
+        """The model notebook 01 recorded for ``role`` ("policy", "verifier_backbone", "large") as a
+        ``generation.Generator``, with the prompt style and device it recorded: how every later stage
+        loads a model, trained by ttc or your own. A role 01 did not provide is a clear error."""
+        from .generation import Generator
+
+        summary = self.read_summary("01_train_generator")
+        path = summary["checkpoints"].get(role)
+        if not path:
+            raise FileNotFoundError(f"stage {self.name}: notebook 01 of profile {self.profile!r} recorded no "
+                                    f"{role!r} model (known: {sorted(summary['checkpoints'])})")
+        options = {"device": summary.get("device", "cpu"), "prompt_style": summary.get("prompt_style"), **kwargs}
+        return Generator.from_pretrained(path, **options)
+
 
 def _last_byte(path: Path) -> bytes:
     with path.open("rb") as fh:
