@@ -243,3 +243,19 @@ def test_operand_bound_grows_with_level():
     assert max(hard) > 19, "the hardest level must use operands beyond the easy bound"
     with pytest.raises(ValueError, match="addsub_max_hardest"):
         ArithmeticWorld(addsub_max_hardest=-1)
+
+
+def test_value_bound_grows_with_level_and_every_value_respects_it():
+    world = ArithmeticWorld(max_value=99, max_value_hardest=999, addsub_max_hardest=99, min_ops=1, max_ops=8)
+    assert [world.value_bound(lv) for lv in (1, 8)] == [99, 999]
+    assert world.value_bound(4) == 485  # 99 + 3/7 * 900, rounded
+    assert ArithmeticWorld().value_bound(8) == 99  # 0 = no growth (the default)
+    _, test = make_splits(world, 0, 400, seed=2)
+    for p in test:
+        values = [int(v) for v in re.findall(r"\d+", p.solution)]
+        assert max(values) <= world.value_bound(p.level)
+        assert first_wrong_step(p, p.solution) is None
+    top = max(int(p.answer) for p in test if p.level == 8)
+    assert top > 99, "the hardest level must reach 3-digit values"
+    with pytest.raises(ValueError, match="max_value_hardest"):
+        ArithmeticWorld(max_value_hardest=-5)

@@ -37,13 +37,18 @@ class ArithmeticWorld:
     # well-trained model only slowly worse (per-step errors compound); larger operands make the
     # hardest levels hard per step too, as MATH's level 5 is for a small model.
     addsub_max_hardest: int = 0
+    # Likewise the value range: every value stays in [0, value_bound(level)], rising linearly from
+    # max_value at min_ops to max_value_hardest at max_ops (0 = no growth). 3-digit values are what
+    # a ~1M model learns slowly (FINDINGS), so the top levels stay hard however well it trains.
+    max_value_hardest: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"ArithmeticWorld.{f.name} must be an int, got {value!r}")
-        lower = {"max_value": 1, "addsub_max": 1, "mul_max": 1, "min_ops": 1, "addsub_max_hardest": 0}
+        lower = {"max_value": 1, "addsub_max": 1, "mul_max": 1, "min_ops": 1, "addsub_max_hardest": 0,
+                 "max_value_hardest": 0}
         for name, low in lower.items():
             if getattr(self, name) < low:
                 raise ValueError(f"ArithmeticWorld.{name} must be >= {low}, got {getattr(self, name)}")
@@ -57,10 +62,17 @@ class ArithmeticWorld:
 
     def addsub_bound(self, level: int) -> int:
         """Largest add/subtract operand at ``level`` (see addsub_max_hardest)."""
-        if not self.addsub_max_hardest or self.max_ops == self.min_ops:
-            return self.addsub_max
+        return self._grow(self.addsub_max, self.addsub_max_hardest, level)
+
+    def value_bound(self, level: int) -> int:
+        """Largest value (start, intermediate or answer) at ``level`` (see max_value_hardest)."""
+        return self._grow(self.max_value, self.max_value_hardest, level)
+
+    def _grow(self, easiest: int, hardest: int, level: int) -> int:
+        if not hardest or self.max_ops == self.min_ops:
+            return easiest
         share = (level - self.min_ops) / (self.max_ops - self.min_ops)
-        return round(self.addsub_max + share * (self.addsub_max_hardest - self.addsub_max))
+        return round(easiest + share * (hardest - easiest))
 
 
 def _apply(value: int, op: str, operand: int) -> int:
@@ -73,7 +85,7 @@ def _apply(value: int, op: str, operand: int) -> int:
 
 def _sample_ops(world: ArithmeticWorld, rng: random.Random, n_ops: int) -> tuple[int, list]:
     """A start value and n_ops (op, operand) pairs keeping every intermediate in range."""
-    top, rand = world.max_value, rng.random  # rand() arithmetic: ~3x faster than randint
+    top, rand = world.value_bound(n_ops), rng.random  # rand() arithmetic: ~3x faster than randint
     addsub = world.addsub_bound(n_ops)
     value = start = 1 + int(rand() * top)
     ops = []
