@@ -42,3 +42,14 @@ def tiny_checkpoint(tmp_path_factory, tiny_tokenizer):
     tiny_tokenizer.save_pretrained(path)
     (path / "ttc_config.json").write_text(json.dumps({"prompt_style": "plain", "name": "tiny"}))
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny matmuls on 2 threads of a shared 2-core machine measured 100x slower than on 1."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

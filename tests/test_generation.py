@@ -14,18 +14,11 @@ from ttc_lib.generation import Generator, Sample
 from ttc_lib.prompts import format_prompt
 from ttc_lib.steps import STEP_DELIMITER, join_steps, split_steps
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # every test here: one torch thread
+
 QA = "Start with 23. Add 7, multiply by 3. What is the result?"
 QB = "Start with 4. Multiply by 5. What is the result?"
 QC = "Start with 61. Subtract 19, add 3, multiply by 2, add 11. What is the result?"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny matmuls on 2 threads of a shared 2-core machine measured 100x slower than on 1.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -43,14 +43,6 @@ class HashVerifier:
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
 def world(tmp_path_factory, one_thread):
     """A tiny policy trained for a few seconds: it writes multi-step solutions ending in \\boxed{}
     (wrong arithmetic, varied answers), which is all the search logic needs."""
@@ -305,7 +297,8 @@ def test_clear_errors(world):
         run(gen, problems, "beam", 3, lookahead=3)
     with pytest.raises(ValueError, match="unknown selection"):
         run(gen, problems, "best_of_n", 4, selection="best")
-    assert set(search.STRATEGIES) == {"best_of_n", "beam", "dvts"}
+    assert set(search.STRATEGIES) == {"best_of_n", "beam", "dvts", "revisions"}
+    assert search.config_keys("revisions") == ["chains", "selection", "max_context", "verifier_context"]
     assert search.config_keys("beam") == ["width", "lookahead", "max_rounds"]
 
 

@@ -41,13 +41,7 @@ ABSOLUTE_NAMES = {1: "easy", 2: "medium", 3: "hard"}
 
 
 def _check_pool(pool: pd.DataFrame, columns: tuple[str, ...]) -> None:
-    if not isinstance(pool, pd.DataFrame):
-        raise TypeError(f"pool must be a pandas DataFrame, got {type(pool).__name__}")
-    missing = [c for c in columns if c not in pool.columns]
-    if missing:
-        raise ValueError(f"pool is missing column(s) {missing}; it has {list(pool.columns)}")
-    if pool.empty:
-        raise ValueError("pool is empty: no samples to estimate difficulty from")
+    _require(pool, columns, what="pool", empty="pool is empty: no samples to estimate difficulty from")
     bad = [c for c in columns if pool[c].isna().any()]
     if bad:
         raise ValueError(f"pool has missing values in column(s) {bad}")
@@ -216,11 +210,12 @@ def balanced_subset(bins: pd.DataFrame, per_bin: int, seed: int = 0, bin_column:
     return sorted(chosen)
 
 
-def _require(frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
+def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str = "table",
+             empty: str = "table is empty") -> None:
     if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+        raise TypeError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"table is missing column(s) {missing}; it has {list(frame.columns)}")
+        raise ValueError(f"{what} is missing column(s) {missing}; it has {list(frame.columns)}")
     if frame.empty:
-        raise ValueError("table is empty")
+        raise ValueError(empty)
