@@ -192,7 +192,8 @@ class LikelihoodPRM:
             path, KIND, backbone=str(backbone.resolve()) if local else str(self.backbone_path),
             backbone_relative=os.path.relpath(backbone.resolve(), path.resolve()) if local else None,
             features=list(FEATURES), coef=self.coef.tolist(), intercept=self.intercept,
-            logprob_floor=LOGPROB_FLOOR, num_params=self.num_params, fit=self.fit_info)
+            logprob_floor=LOGPROB_FLOOR, num_params=self.num_params, fit=self.fit_info,
+            prompt_style=self.backbone.prompt_style)
         return path
 
 
@@ -235,5 +236,6 @@ def load_likelihood_prm(path: Path, device: str = "cpu") -> LikelihoodPRM:
         raise ValueError(f"{path}: saved features {cfg.get('features')} differ from this code's {list(FEATURES)}")
     rel = cfg.get("backbone_relative")
     backbone = Path(path) / rel if rel and (Path(path) / rel).exists() else cfg["backbone"]
-    gen = Generator.from_pretrained(backbone, device=device)
+    # a backbone without ttc_config.json (your own model) needs the prompt style it was saved with
+    gen = Generator.from_pretrained(backbone, device=device, prompt_style=cfg.get("prompt_style"))
     return LikelihoodPRM(gen, cfg["coef"], cfg["intercept"], backbone, fit_info=cfg.get("fit"))

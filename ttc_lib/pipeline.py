@@ -139,9 +139,14 @@ def run(profile: str, stages: list[str] | None = None, overrides: list[str] = ()
     for stage in chosen:
         print(f"== {stage} (profile {profile})", flush=True)
         start = time.time()
-        papermill.execute_notebook(str(notebook_path(stage)), str(out_dir / f"{stage}.ipynb"),
-                                   parameters=resolved[stage], cwd=str(project_root() / "notebooks"),
-                                   progress_bar=True, log_output=False, kernel_name="python3")
+        try:
+            papermill.execute_notebook(str(notebook_path(stage)), str(out_dir / f"{stage}.ipynb"),
+                                       parameters=resolved[stage], cwd=str(project_root() / "notebooks"),
+                                       progress_bar=True, log_output=False, kernel_name="python3")
+        except papermill.PapermillExecutionError as err:
+            if err.ename != "StageStopped":  # own_model.StageStopped: summary written, nothing more to do
+                raise
+            print(f"== {stage}: {err.evalue}", flush=True)
         timings[stage] = round(time.time() - start, 1)
         write_json(timings_path, timings)
         print(f"== {stage} done in {timings[stage]:.0f} s", flush=True)

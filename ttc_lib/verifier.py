@@ -81,7 +81,7 @@ def _import_kinds() -> None:
     # importing the modules runs their @register decorators
     import importlib
 
-    for module in ("ttc_lib.prm_head", "ttc_lib.likelihood_prm"):
+    for module in ("ttc_lib.prm_head", "ttc_lib.likelihood_prm", "ttc_lib.own_model"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:
