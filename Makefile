@@ -15,6 +15,8 @@ SET ?=
 # make run PROFILE=math500 GENERATOR=$HOME/models/qwen2.5-math-1.5b DATA=$HOME/data/math500.jsonl
 GENERATOR ?=
 DATA ?=
+# optional: your PRM (Math-Shepherd or Qwen2.5-Math-PRM layout), used by notebook 02 without training data
+VERIFIER ?=
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -22,7 +24,7 @@ STAMP := $(VENV)/.installed
 STAGES := 00_data 01_train_generator 02_train_verifier 03_difficulty_bins 04_search \
           05_revisions 06_compute_optimal 07_ttc_vs_pretraining
 OVERRIDES := $(foreach s,$(SET),--set $(s)) $(if $(GENERATOR),--set generator=$(GENERATOR)) \
-             $(if $(DATA),--set source=$(DATA))
+             $(if $(DATA),--set source=$(DATA)) $(if $(VERIFIER),--set verifier=$(VERIFIER))
 TEST_RUNS := $(CURDIR)/build/test-runs
 
 .PHONY: run test unit lab install clean benchmarks record $(STAGES)

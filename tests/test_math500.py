@@ -41,9 +41,10 @@ def tiny_qwen2(path: Path) -> Path:
 
 
 def test_make_passes_generator_and_data():
-    out = subprocess.run(["make", "-n", "run", "PROFILE=math500", "GENERATOR=/m", "DATA=/d.jsonl"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["make", "-n", "run", "PROFILE=math500", "GENERATOR=/m", "DATA=/d.jsonl", "VERIFIER=/p"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "--profile math500" in out and "--set generator=/m" in out and "--set source=/d.jsonl" in out
+    assert "--set verifier=/p" in out
 
 
 def test_math500_profile_end_to_end_without_training_data(tmp_path, monkeypatch):
