@@ -40,6 +40,22 @@ def tiny_qwen2(path: Path) -> Path:
     return path
 
 
+def tiny_shepherd(path: Path, tokenizer_dir: Path) -> Path:
+    """A Math-Shepherd-layout PRM (causal LM, step tag " ки", good/bad tokens "+"/"-"), random."""
+    import torch
+    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tok.add_tokens(["ки"])
+    torch.manual_seed(1)
+    config = MistralConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
+                           pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    MistralForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
 def test_make_passes_generator_and_data():
     out = subprocess.run(["make", "-n", "run", "PROFILE=math500", "GENERATOR=/m", "DATA=/d.jsonl", "VERIFIER=/p"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
@@ -72,3 +88,12 @@ def test_math500_profile_end_to_end_without_training_data(tmp_path, monkeypatch)
     assert summaries["04_search"]["accuracy"]
     assert set(summaries["06_compute_optimal"]["efficiency_ratio"]) == {"search"}
     assert set(summaries["06_compute_optimal"]["skipped"]) == {"revisions", "pooled"}
+
+    # your own PRM (verifier=): 02 saves it as a verifier folder that 03 and 04 load and search with
+    prm = tiny_shepherd(tmp_path / "tiny-shepherd", model)
+    pipeline.run("math500", stages=["02_train_verifier", "03_difficulty_bins", "04_search"],
+                 overrides=[f"generator={model}", f"source={FIXTURE}", f"verifier={prm}", *TINY])
+    runs = tmp_path / "runs" / "math500"
+    verifier = json.loads((runs / "02_train_verifier" / "summary.json").read_text())
+    assert verifier["chosen_verifier"] == "external_prm" and str(prm) in verifier["why"]
+    assert json.loads((runs / "04_search" / "summary.json").read_text())["verifier"] == "tiny-shepherd"
