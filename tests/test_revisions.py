@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -91,6 +92,36 @@ def test_same_seed_same_data_other_seed_other_data():
     # per-question streams: the data of q0 does not depend on the other questions
     alone = build_revision_data(PROBLEMS[:1], revision_answers(), seed=3)
     assert alone == [e for e in a if e.question_id == "q0"]
+
+
+def test_plain_share_adds_plain_trajectories_and_keeps_the_papers():
+    paper = build_revision_data(PROBLEMS, revision_answers(), seed=3)
+    mixed = build_revision_data(PROBLEMS, revision_answers(), seed=3, plain_share=0.5)
+    everything = build_revision_data(PROBLEMS, revision_answers(), seed=3, plain_share=1.0)
+    extra = Counter(mixed) - Counter(paper)
+    assert not Counter(paper) - Counter(mixed)  # the paper's trajectories are all still there
+    assert extra and all(e.context == () and e.target in (RIGHT, "61-19=42\n\\boxed{42}") for e in extra)
+    n_correct = 12 + 3
+    assert len(everything) == len(paper) + n_correct  # plain_share=1: every correct answer once more, plain
+    assert len(paper) < len(mixed) < len(everything)
+    assert build_revision_data(PROBLEMS, revision_answers(), seed=3, plain_share=0.5) == mixed
+    with pytest.raises(ValueError, match="plain_share"):
+        build_revision_data(PROBLEMS, revision_answers(), plain_share=1.5)
+
+
+def test_keep_share_adds_trajectories_whose_last_attempt_is_correct():
+    paper = build_revision_data(PROBLEMS, revision_answers(), seed=3)
+    kept = build_revision_data(PROBLEMS, revision_answers(), seed=3, keep_share=1.0)
+    extra = Counter(kept) - Counter(paper)
+    assert not Counter(paper) - Counter(kept)  # the paper's trajectories are all still there
+    assert sum(extra.values()) == 12 + 3  # keep_share=1: one "keep" trajectory per correct answer
+    q1_right = "61-19=42\n\\boxed{42}"
+    for e in extra.elements():
+        assert e.target == e.context[-1] == {"q0": RIGHT, "q1": q1_right}[e.question_id]  # the last attempt is right
+        assert 1 <= len(e.context) <= 4 and set(e.context[:-1]) <= set(WRONG)  # the others wrong, random
+    assert len({e.context for e in extra.elements() if e.question_id == "q0"}) > 1
+    some = build_revision_data(PROBLEMS, revision_answers(), seed=3, keep_share=0.5)
+    assert len(paper) < len(some) < len(kept)
 
 
 def test_training_loss_is_on_the_target_only(tiny_tokenizer):

@@ -8,6 +8,17 @@ The paper's recipe ("Revisions", ../shared/PAPER.md), on the synthetic world:
   are drawn at random; the target is the correct answer (``build_revision_data``). Incorrect
   means finished with a parsable, wrong answer (truncated samples are never used). Per-question
   RNG streams: one seed gives the same data whatever the question order or batch size.
+- **Optional additions for a 1M-parameter reviser** (off at 0 = the paper's data). On the paper's
+  data alone (cpu policy, 1246 trajectories, lr 5e-4, 90 steps) the reviser forgot how to answer
+  from scratch (step-1 pass@1 .55 -> .29) and rewrote the last attempt whatever it was: 92% of
+  correct answers were revised into wrong ones (paper: ~38%), pass@1 fell at every step. The
+  paper's contexts are always wrong, so "change the last answer" is always right in training.
+  ``keep_share`` adds "keep" trajectories whose last attempt is already correct (the target
+  another correct answer), so a change has to be justified by an error; ``plain_share`` adds
+  correct answers again as plain k = 0 trajectories (rehearsal against forgetting). Both come
+  from the same samples (no extra generation). Not yet shown to help: on a weak proxy policy
+  (old 3-digit world, 12% correct samples) neither, nor lr 2e-4, kept revisions from collapsing
+  (pass@1 ~0 after step 1; the reviser learned surface edits such as changing the start value).
 - **Format.** ``prompts.revision_question`` (the one owner of the format) turns the question
   and the attempts into the question text the model reads; ``to_problems`` makes Problems of
   it, so the existing trainer masks the whole context and takes the loss on the target only.
@@ -119,10 +130,19 @@ def sample_answers(generator, problems: Sequence[Problem], n: int, *, temperatur
 
 
 def build_revision_data(problems: Sequence[Problem], answers: pd.DataFrame, *, max_context: int = MAX_CONTEXT,
-                        seed: int = 0) -> list[RevisionExample]:
-    """The paper's trajectories (module docstring) from a ``sample_answers`` table."""
+                        seed: int = 0, plain_share: float = 0.0, keep_share: float = 0.0) -> list[RevisionExample]:
+    """The paper's trajectories (module docstring) from a ``sample_answers`` table, plus, each
+    from an RNG stream of its own (the paper's trajectories are the same whatever these are):
+    - ``plain_share``: each correct answer is also, with that probability, a plain (k = 0)
+      trajectory (rehearsal of answering from scratch);
+    - ``keep_share``: each correct answer is also, with that probability, the target of a
+      "keep" trajectory whose *last* attempt is another correct answer of the question (the
+      others, k - 1 with k ~ U{1..max_context}, random incorrect ones): a right answer is kept."""
     if max_context < 0:
         raise ValueError(f"max_context must be >= 0, got {max_context}")
+    for name, share in (("plain_share", plain_share), ("keep_share", keep_share)):
+        if not 0 <= share <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {share}")
     missing = {"question_id", "sample", "text", "answer", "finished", "correct"} - set(answers.columns)
     if missing:
         raise ValueError(f"build_revision_data: answers lack columns {sorted(missing)} (make them with sample_answers)")
@@ -144,6 +164,19 @@ def build_revision_data(problems: Sequence[Problem], answers: pd.DataFrame, *, m
                 others = [i for i in range(len(wrong)) if i != last]
                 context = [wrong[i] for i in rng.permutation(others)[:k - 1]] + [wrong[last]]
             out.append(RevisionExample(problem.id, problem.question, tuple(context), target, problem.level))
+        if plain_share:
+            plain_rng = question_rng(seed, problem.id, salt=1)
+            out += [RevisionExample(problem.id, problem.question, (), target, problem.level)
+                    for target in correct if plain_rng.random() < plain_share]
+        if keep_share and max_context and len(correct) > 1:
+            keep_rng = question_rng(seed, problem.id, salt=2)
+            for i, target in enumerate(correct):
+                if keep_rng.random() >= keep_share:
+                    continue
+                k = min(int(keep_rng.integers(1, max_context + 1)) - 1, len(wrong))
+                other = correct[int(keep_rng.choice([j for j in range(len(correct)) if j != i]))]
+                context = [wrong[j] for j in keep_rng.permutation(len(wrong))[:k]] + [other]
+                out.append(RevisionExample(problem.id, problem.question, tuple(context), target, problem.level))
     return out
 
 

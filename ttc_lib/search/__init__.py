@@ -4,7 +4,8 @@ Every strategy has the signature ``fn(generator, verifier, problems, budget, *, 
 temperature=1.0, max_new_tokens=256, progress=True, **config) -> list[SearchResult]`` (one
 result per problem, same order, batched across problems inside); ``budget`` is in generations.
 Configs: best_of_n(selection="weighted"|"majority"|"naive"), beam(width=M or "sqrt",
-lookahead=k, max_rounds), dvts(width=M, max_rounds).
+lookahead=k, max_rounds), dvts(width=M, max_rounds), revisions(chains=C, selection="hierarchical"|"majority",
+max_context, verifier_context) — run it with the revision model as the generator (search/revisions.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from .beam import beam as _beam
 from .best_of_n import best_of_n as _best_of_n
 from .common import Candidate, SearchResult, config_key, results_table
 from .dvts import dvts as _dvts
+from .revisions import revisions as _revisions
 
-STRATEGIES: dict[str, Callable[..., list[SearchResult]]] = {"best_of_n": _best_of_n, "beam": _beam, "dvts": _dvts}
+STRATEGIES: dict[str, Callable[..., list[SearchResult]]] = {"best_of_n": _best_of_n, "beam": _beam, "dvts": _dvts,
+                                                             "revisions": _revisions}
 COMMON_KEYS = ("seed", "temperature", "max_new_tokens", "progress")  # every strategy takes these
 
 
