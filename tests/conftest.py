@@ -53,3 +53,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+def save_random_lm(path, model_class, config_class, tokenizer, **config):
+    """Save a randomly initialised (seed 0) ``model_class`` with ``tokenizer`` as a standard HF
+    checkpoint dir: tiny user models, PRM backbones. ``config``: sizes; token ids come from the
+    tokenizer."""
+    import torch
+
+    torch.manual_seed(0)
+    ids = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+               bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    model_class(config_class(**ids, **config)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

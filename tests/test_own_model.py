@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
+from conftest import save_random_lm
 from ttc_lib.own_model import StageStopped, label_free_verifier, skip_stage, verifier_without_training
 from ttc_lib.runs import Stage
 from ttc_lib.steps import join_steps
@@ -30,30 +30,18 @@ def qwen2_dir(tmp_path_factory):
     """A standard HF checkpoint of your own: no ttc_config.json, so the prompt style comes from 01."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    tok = _tokenizer()
-    torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    path = tmp_path_factory.mktemp("own_qwen2")
-    Qwen2ForCausalLM(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return save_random_lm(tmp_path_factory.mktemp("own_qwen2"), Qwen2ForCausalLM, Qwen2Config, _tokenizer(),
+                          hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                          num_key_value_heads=1, max_position_embeddings=2048)
 
 
 @pytest.fixture(scope="module")
 def shepherd_dir(tmp_path_factory):
     from transformers import MistralConfig, MistralForCausalLM
 
-    tok = _tokenizer(["ки"])
-    torch.manual_seed(0)
-    cfg = MistralConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
-                        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    path = tmp_path_factory.mktemp("shepherd")
-    MistralForCausalLM(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return save_random_lm(tmp_path_factory.mktemp("shepherd"), MistralForCausalLM, MistralConfig, _tokenizer(["ки"]),
+                          hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                          num_key_value_heads=1, max_position_embeddings=512)
 
 
 @pytest.fixture
