@@ -12,7 +12,8 @@ Rules
   (chains, length) of a budget grid once, on the "staircase" of chains the grid needs, and
   derives each configuration's result by slicing; ``revisions`` gives the same results alone.
 - Selection: ``majority`` over all answers of all chains; ``hierarchical`` = best-of-N weighted
-  within each chain (verifier score of every attempt, "last" step aggregate), then best-of-N
+  within each chain (verifier score of every attempt: its step scores aggregated with the
+  verifier's rule, "last" by default, notebook 02's validated rule for the plain PRM), then best-of-N
   weighted across the chain winners, a winner weighing the best score among its chain's
   attempts with that answer. A truncated attempt has no answer and never wins (selection.py).
 - Cost (compute.Cost): generations = attempts made (= chains × length); generated tokens as
@@ -121,8 +122,8 @@ def scored_tokens(verifier, questions: Sequence[str], solutions: Sequence[str]) 
 
 
 def score_chains(verifier, problems, chains: list[list[list[Attempt]]], *, with_context: bool = True,
-                 progress: bool = False) -> list[list[list[tuple[float, int]]]]:
-    """(score, verifier tokens) per attempt: the verifier's "last"-step score of the attempt, read
+                 progress: bool = False, how: str = "last") -> list[list[list[tuple[float, int]]]]:
+    """(score, verifier tokens) per attempt: ``aggregate`` (``how``) of the attempt's step scores, read
     after its context (``with_context``, a revision-aware ORM) or after the bare question.
     Attempts with no step score 0 and cost nothing."""
     qs, sols, where = [], [], []
@@ -137,7 +138,7 @@ def score_chains(verifier, problems, chains: list[list[list[Attempt]]], *, with_
     if qs:
         scores = verifier.score(qs, sols, progress=progress) if _takes_progress(verifier) else verifier.score(qs, sols)
         for (p, c, t), s, n in zip(where, scores, scored_tokens(verifier, qs, sols)):
-            out[p][c][t] = (aggregate(s, "last") if s else 0.0, n)
+            out[p][c][t] = (aggregate(s, how) if s else 0.0, n)
     return out
 
 
@@ -219,8 +220,8 @@ def results_from_frame(frame: pd.DataFrame, problems, chains: int, length: int, 
 
 
 def revisions(generator, verifier, problems, budget: int, *, seed: int = 0, temperature: float = 1.0,
-              max_new_tokens: int = 256, progress: bool = True, chains: int, selection: str,
-              max_context: int = MAX_CONTEXT, verifier_context: bool = True) -> list[SearchResult]:
+              max_new_tokens: int = 256, progress: bool = True, aggregate: str = "last", chains: int,
+              selection: str, max_context: int = MAX_CONTEXT, verifier_context: bool = True) -> list[SearchResult]:
     """``chains`` revision chains of length budget // chains per problem, then ``selection``
     ("hierarchical" with ``verifier``, read with each attempt's context when ``verifier_context``,
     or "majority"); one SearchResult per problem."""
@@ -232,7 +233,7 @@ def revisions(generator, verifier, problems, budget: int, *, seed: int = 0, temp
                           max_new_tokens=max_new_tokens, max_context=max_context, progress=progress)
     scored = None
     if selection == "hierarchical":
-        scored = {"v": score_chains(verifier, problems, attempts, with_context=verifier_context)}
+        scored = {"v": score_chains(verifier, problems, attempts, with_context=verifier_context, how=aggregate)}
     frame = attempts_frame(problems, attempts, scored, seed=seed)
     return results_from_frame(frame, problems, chains, length, selection=selection,
                               verifier="v" if scored else None, generator_params=generator.num_params,
@@ -245,15 +246,17 @@ def sweep(generator, problems, budgets: Sequence[int], *, seeds: Sequence[int], 
           progress: bool = True) -> pd.DataFrame:
     """Attempts of every (chains, length) in ``ratio_grid`` of each budget, for every seed: the
     staircase of chains (or chains of the ``lengths`` given) runs once per (seed, question) and
-    each verifier in ``verifiers`` (name -> (verifier, with_context)) scores every attempt.
+    each verifier in ``verifiers`` (name -> (verifier, with_context) or (verifier, with_context,
+    aggregate rule), "last" when left out) scores every attempt.
     Cached per chunk of questions (runs.ResultCache at ``cache_path``): an interrupted sweep resumes."""
     from ..runs import ResultCache
 
     lengths = list(lengths) if lengths else staircase([cfg for n in budgets for cfg in ratio_grid(n)])
     problems = list(problems)
     cache = ResultCache(cache_path) if cache_path else None
+    rules = {name: v[2] if len(v) > 2 else "last" for name, v in verifiers.items()}  # "last": old cache keys hold
     tag = (f"L={','.join(map(str, lengths))}|T={temperature}|m={max_new_tokens}|ctx={max_context}"
-           f"|v={','.join(verifiers)}")
+           f"|v={','.join(n if rules[n] == 'last' else f'{n}:{rules[n]}' for n in verifiers)}")
     frames = []
     jobs = [(s, problems[i:i + chunk_size]) for s in seeds for i in range(0, len(problems), chunk_size)]
     for s, chunk in tqdm(jobs, desc="revision sweep (seed, chunk)", **({} if progress else {"disable": True})):
@@ -262,7 +265,8 @@ def sweep(generator, problems, budgets: Sequence[int], *, seeds: Sequence[int], 
         if todo:
             attempts = run_chains(generator, todo, lengths, seed=s, temperature=temperature,
                                   max_new_tokens=max_new_tokens, max_context=max_context, progress=False)
-            scored = {name: score_chains(v, todo, attempts, with_context=ctx) for name, (v, ctx) in verifiers.items()}
+            scored = {name: score_chains(v[0], todo, attempts, with_context=v[1], how=rules[name])
+                      for name, v in verifiers.items()}
             frame = attempts_frame(todo, attempts, scored, seed=s)
             if cache is not None:
                 cache.put_many((key(p), part.to_dict(orient="list"))
