@@ -16,7 +16,11 @@ names the one at fault.
 2. **Choose.** With ``remaining = budget − probe_samples`` generations left, the policy's
    choice for the question's bin at the largest fitted budget ``b <= remaining`` is taken.
 3. **Run.** The chosen strategy runs at budget ``b`` via ``search.run_strategy`` (the
-   revisions strategy goes through the same registry).
+   revisions strategy goes through the same registry). ``policy.aggregate`` (how the verifier's
+   step scores become a solution score: notebook 02's validated rule, as notebook 03 scored the
+   difficulty with it) is the probes' rule and is passed to every strategy that runs with the
+   probing verifier; a strategy given its own verifier (``strategy_models``, e.g. the revision
+   ORM) keeps that verifier's default ("last") unless ``strategy_kwargs`` says otherwise.
 
 **Probe reuse (stated here, as promised):** the probes are reused as candidates in two cases
 only. (a) When the chosen strategy is ``best_of_n``, it is run with *all* ``remaining``
@@ -307,7 +311,10 @@ def solve_many(problems: Sequence, budget: int, *, generator, verifier, policy: 
         groups.setdefault((choice.method, run_budget, reuse), (choice, []))[1].append(k)
     for (_, run_budget, reuse), (choice, members) in groups.items():
         gen, ver = (strategy_models or {}).get(choice.strategy, (generator, verifier))
-        extra = (strategy_kwargs or {}).get(choice.strategy, {})
+        own_verifier = choice.strategy in (strategy_models or {})
+        # passed only when not "last": runners written before the rule existed still run by default
+        extra = {**({} if own_verifier or policy.aggregate == "last" else {"aggregate": policy.aggregate}),
+                 **(strategy_kwargs or {}).get(choice.strategy, {})}
         outs = runner(choice.strategy, gen, ver, [problems[k] for k in members], run_budget, seed=seed,
                       temperature=temperature, max_new_tokens=max_new_tokens, progress=progress,
                       **extra, **choice.config)

@@ -1,7 +1,7 @@
 """Search strategies over one Generator and one verifier, all returning common.SearchResult.
 
 Every strategy has the signature ``fn(generator, verifier, problems, budget, *, seed=0,
-temperature=1.0, max_new_tokens=256, progress=True, **config) -> list[SearchResult]`` (one
+temperature=1.0, max_new_tokens=256, progress=True, aggregate="last", **config) -> list[SearchResult]`` (one
 result per problem, same order, batched across problems inside); ``budget`` is in generations.
 Configs: best_of_n(selection="weighted"|"majority"|"naive"), beam(width=M or "sqrt",
 lookahead=k, max_rounds), dvts(width=M, max_rounds), revisions(chains=C, selection="hierarchical"|"majority",
@@ -23,7 +23,9 @@ from .revisions import revisions as _revisions
 
 STRATEGIES: dict[str, Callable[..., list[SearchResult]]] = {"best_of_n": _best_of_n, "beam": _beam, "dvts": _dvts,
                                                              "revisions": _revisions}
-COMMON_KEYS = ("seed", "temperature", "max_new_tokens", "progress")  # every strategy takes these
+# every strategy takes these; "aggregate" (how step scores become a solution score, aggregation.py)
+# is not part of a result's config: a run holds one rule for all its strategies
+COMMON_KEYS = ("seed", "temperature", "max_new_tokens", "progress", "aggregate")
 
 
 def config_keys(name: str) -> list[str]:

@@ -15,9 +15,12 @@ Rules
   is fewer. Round 0 draws N first steps from the bare prompt.
 * A child whose step was cut off, or whose solution passed ``max_new_tokens``, is dropped (never a
   candidate); after ``max_rounds`` rounds (40, the paper's) beams still open are dropped too.
-* Scores: the verifier's last-step score of each child (of its greedy rollout with lookahead),
-  via common.expand_and_score. The answer is weighted best-of-N over the finished candidates
-  (selection.weighted: the answer whose candidates' scores sum highest), as in the paper.
+* Scores: ``selection.aggregate`` of each child's step scores (of its greedy rollout with
+  lookahead) with the ``aggregate`` rule, via common.expand_and_score: by default the last
+  step's score, the paper's choice; notebook 04 passes notebook 02's validated rule, for ranking
+  prefixes and final candidates alike (common.py says why). The answer is weighted best-of-N over
+  the finished candidates (selection.weighted: the answer whose candidates' scores sum highest),
+  as in the paper.
 * Identical prefixes kept twice in one tree draw different samples (a distinct stream each).
 * Every question's tree advances in the same rounds: one sample_steps and one verifier call per
   round for all questions together.
@@ -83,7 +86,7 @@ class Tree:
 
 def tree_search(generator: Any, verifier: Any, problems: list[Problem], trees: list[Tree], *, seed: int,
                 temperature: float, max_new_tokens: int, lookahead: int, max_rounds: int = MAX_ROUNDS,
-                progress: bool = True, desc: str = "search") -> list[Cost]:
+                progress: bool = True, desc: str = "search", aggregate: str = "last") -> list[Cost]:
     """Advance every tree round by round until none is open; returns the cost per problem
     (generations left 0: the strategy sets them from its structure)."""
     costs = [Cost(int(generator.num_params), int(getattr(verifier, "num_params", 0))) for _ in problems]
@@ -99,7 +102,8 @@ def tree_search(generator: Any, verifier: Any, problems: list[Problem], trees: l
         exp = expand_and_score(generator, verifier, [problems[t.question].question for t, *_ in jobs],
                                [p for _, p, _, _ in jobs], [c for *_, c in jobs],
                                path_tokens=[tok for _, _, tok, _ in jobs], streams=streams, seed=seed,
-                               temperature=temperature, lookahead=lookahead, max_new_tokens=max_new_tokens)
+                               temperature=temperature, lookahead=lookahead, max_new_tokens=max_new_tokens,
+                               aggregate=aggregate)
         per_tree: dict[int, list] = {}
         for (t, *_), kids, cost in zip(jobs, exp.children, exp.costs):
             per_tree.setdefault(id(t), []).extend(kids)
@@ -125,9 +129,10 @@ def resolve_width(width: int | str, beams: int) -> int:
 
 
 def beam(generator: Any, verifier: Any, problems: list[Problem], budget: int, *, seed: int = 0,
-         temperature: float = 1.0, max_new_tokens: int = 256, progress: bool = True, width: int | str = 4,
-         lookahead: int = 0, max_rounds: int = MAX_ROUNDS) -> list[SearchResult]:
-    """Beam search (lookahead search when ``lookahead`` > 0) on every problem; one result each."""
+         temperature: float = 1.0, max_new_tokens: int = 256, progress: bool = True, aggregate: str = "last",
+         width: int | str = 4, lookahead: int = 0, max_rounds: int = MAX_ROUNDS) -> list[SearchResult]:
+    """Beam search (lookahead search when ``lookahead`` > 0) on every problem; one result each;
+    ``aggregate``: how step scores become a prefix's / candidate's score (module rules)."""
     if not isinstance(lookahead, int) or lookahead < 0:
         raise ValueError(f"lookahead must be an int >= 0, got {lookahead!r}")
     if not isinstance(max_rounds, int) or max_rounds < 1:
@@ -144,7 +149,7 @@ def beam(generator: Any, verifier: Any, problems: list[Problem], budget: int, *,
     trees = [Tree(q, beams, beams // m, m) for q in range(len(problems))]
     costs = tree_search(generator, verifier, problems, trees, seed=seed, temperature=temperature,
                         max_new_tokens=max_new_tokens, lookahead=lookahead, max_rounds=max_rounds,
-                        progress=progress, desc=f"beam N={beams} M={m} k={lookahead}")
+                        progress=progress, desc=f"beam N={beams} M={m} k={lookahead}", aggregate=aggregate)
     config = {"width": width, "lookahead": lookahead, **({"max_rounds": max_rounds} if max_rounds != MAX_ROUNDS else {})}
     out = []
     for p, t, cost in zip(problems, trees, costs):

@@ -3,8 +3,9 @@
 Rules
 -----
 * ``best_of_n`` draws N = budget full solutions per question (one Generator.sample call for all
-  questions), scores every finished one with the verifier (last-step score, the paper's best
-  aggregate) and selects with selection.py: "weighted" (answer with the largest score sum, the
+  questions), scores every finished one with the verifier (``selection.aggregate`` of its step
+  scores with the ``aggregate`` rule: "last" by default, the paper's best; notebooks pass
+  notebook 02's validated rule) and selects with selection.py: "weighted" (answer with the largest score sum, the
   paper's choice), "naive" (the single best-scored candidate) or "majority" (no verifier needed:
   nothing is scored and no verifier tokens are charged). A sample cut off by max_new_tokens is a
   candidate with no answer and score 0 (it can never win) and is not scored.
@@ -50,7 +51,7 @@ def _check_selection(selection: str) -> None:
 
 def best_of_n(generator: Any, verifier: Any, problems: list[Problem], budget: int, *, seed: int = 0,
               temperature: float = 1.0, max_new_tokens: int = 256, progress: bool = True,
-              selection: str = "weighted") -> list[SearchResult]:
+              aggregate: str = "last", selection: str = "weighted") -> list[SearchResult]:
     """Best-of-N with ``budget`` samples per problem (module rules); one result per problem."""
     _check_selection(selection)
     if not isinstance(budget, int) or budget < 1:
@@ -65,7 +66,8 @@ def best_of_n(generator: Any, verifier: Any, problems: list[Problem], budget: in
     ver_tok = [0] * len(problems)
     if selection != "majority" and done:
         got, ver_tok = score_texts(verifier, [questions[q] for q, _ in done],
-                                   [samples[q][j].text for q, j in done], [q for q, _ in done], len(problems))
+                                   [samples[q][j].text for q, j in done], [q for q, _ in done], len(problems),
+                                   how=aggregate)
         scores = dict(zip(done, got))
     prompts = generator.tokenizer([format_prompt(q, generator.prompt_style) for q in questions])["input_ids"] \
         if questions else []

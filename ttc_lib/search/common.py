@@ -18,9 +18,15 @@ Expand-and-score (``expand_and_score``), shared by beam, lookahead and DVTS
 * lookahead k > 0: every distinct open child is rolled out k more steps at temperature 0 (stopping
   at a final or cut step, whose cut text is dropped); the verifier scores the rolled-out text and
   the child keeps that score, not the rollout (the paper's lookahead search).
-* A child's score is the verifier's score of the LAST step of the scored text
-  (``selection.aggregate(.., "last")``, the paper's choice); each distinct (question, text) is
-  scored once per call.
+* A child's score is ``selection.aggregate(step scores of the scored text, aggregate)``: with
+  ``aggregate="last"`` (the default) the verifier's score of the prefix's LAST step, the paper's
+  choice for PRM search. Notebooks pass the aggregation notebook 02 validated (``aggregation.py``)
+  and it applies to prefixes too, on purpose: it is the verifier's validated way of judging a
+  (partial) solution, and a verifier whose step scores judge steps locally (our likelihood PRM)
+  needs ``prod``/``min`` to see an earlier wrong step when ranking prefixes; one rule also keeps a
+  finished beam's score (its final selection weight) the same as best-of-N's for that text.
+  Prefixes ranked in one round have equally many rounds of steps, so ``prod``'s bias against
+  longer texts mostly cancels there. Each distinct (question, text) is scored once per call.
 * Cost, per prefix: generated tokens (steps and rollouts, each distinct rollout charged once),
   prompt tokens (each distinct prompt as one plain prefill would read it), verifier tokens.
   The verifier is called once per round for all questions; its own counter
@@ -111,7 +117,7 @@ class Child:
 
     text: str  # parent steps + the new step (steps.join_steps form)
     status: str  # "open" | "final" | "cut" (module rules)
-    score: float  # verifier score of the last step of the scored text (the rollout with lookahead); 0 if cut
+    score: float  # aggregate of the scored text's step scores (the rollout with lookahead); 0 if cut
     tokens: int  # generated tokens of this solution so far (the path from the root, rollouts excluded)
 
 
@@ -136,9 +142,11 @@ def split_total(total: int, weights: Sequence[float]) -> list[int]:
 
 
 def score_texts(verifier: Any, questions: Sequence[str], texts: Sequence[str],
-                owners: Sequence[int], n_owners: int) -> tuple[list[float], list[int]]:
-    """Last-step verifier score per text (0.0 for an empty text), and the verifier tokens each owner
-    (e.g. question or prefix index) caused. Each distinct (question, text) is scored once."""
+                owners: Sequence[int], n_owners: int, how: str = "last") -> tuple[list[float], list[int]]:
+    """``selection.aggregate(step scores, how)`` per text (0.0 for a text without steps), and the
+    verifier tokens each owner (e.g. question or prefix index) caused. Each distinct (question,
+    text) is scored once."""
+    aggregate([0.5], how)  # an unknown rule fails before the verifier runs
     unique: dict[tuple[str, str], int] = {}
     for q, t in zip(questions, texts):
         unique.setdefault((q, t), len(unique))
@@ -149,7 +157,7 @@ def score_texts(verifier: Any, questions: Sequence[str], texts: Sequence[str],
     before = verifier.tokens_scored
     per_step = verifier.score([q for q, _ in pairs], [t for _, t in pairs])
     spent = verifier.tokens_scored - before
-    scores = [aggregate(s, "last") if len(s) else 0.0 for s in per_step]
+    scores = [aggregate(s, how) if len(s) else 0.0 for s in per_step]
     first_owner: dict[int, int] = {}
     for (q, t), o in zip(zip(questions, texts), owners):
         first_owner.setdefault(unique[q, t], o)  # a text read once is charged to its first owner
@@ -167,12 +175,13 @@ def _prompt_tokens(generator: Any, questions: Sequence[str], prefixes: Sequence[
 def expand_and_score(generator: Any, verifier: Any, questions: Sequence[str], prefixes: Sequence[str],
                      counts: Sequence[int], *, path_tokens: Sequence[int] | None = None,
                      streams: Sequence[int] | None = None, seed: int = 0, temperature: float = 1.0,
-                     lookahead: int = 0, max_new_tokens: int = 256) -> Expansion:
+                     lookahead: int = 0, max_new_tokens: int = 256, aggregate: str = "last") -> Expansion:
     """Sample ``counts[i]`` next steps of each (question, prefix), roll them out ``lookahead`` steps
     greedily, score them, and charge each prefix what it cost (module rules).
 
     ``path_tokens[i]``: tokens already generated on prefix i's path (its children are cut once the
-    path exceeds ``max_new_tokens``, the length cap of a full sample)."""
+    path exceeds ``max_new_tokens``, the length cap of a full sample). ``aggregate``: how a scored
+    text's step scores become its score (module rules)."""
     n = len(prefixes)
     if not len(questions) == len(counts) == n:
         raise ValueError(f"{len(questions)} questions, {n} prefixes and {len(counts)} counts: need one each")
@@ -241,7 +250,7 @@ def expand_and_score(generator: Any, verifier: Any, questions: Sequence[str], pr
     # 3. score every uncut child (its rollout with lookahead) in one verifier call
     keys = [(i, j) for (i, j) in scored_text if children[i][j][1] != "cut"]
     scores, ver_tok = score_texts(verifier, [questions[i] for i, _ in keys], [scored_text[k] for k in keys],
-                                  [i for i, _ in keys], n)
+                                  [i for i, _ in keys], n, how=aggregate)
     score_of = dict(zip(keys, scores))
     out = [[Child(text, status, score_of.get((i, j), 0.0), tokens) for j, (text, status, tokens) in enumerate(kids)]
            for i, kids in enumerate(children)]

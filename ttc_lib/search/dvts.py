@@ -30,9 +30,9 @@ from .common import SearchResult
 
 
 def dvts(generator: Any, verifier: Any, problems: list[Problem], budget: int, *, seed: int = 0,
-         temperature: float = 1.0, max_new_tokens: int = 256, progress: bool = True, width: int = 4,
-         max_rounds: int = MAX_ROUNDS) -> list[SearchResult]:
-    """DVTS on every problem; one result each (module rules)."""
+         temperature: float = 1.0, max_new_tokens: int = 256, progress: bool = True, aggregate: str = "last",
+         width: int = 4, max_rounds: int = MAX_ROUNDS) -> list[SearchResult]:
+    """DVTS on every problem; one result each (module rules; ``aggregate`` scores as in beam.py)."""
     if not isinstance(width, int) or isinstance(width, bool) or width < 1:
         raise ValueError(f"width must be a positive int, got {width!r}")
     if not isinstance(budget, int) or budget < 1:
@@ -46,7 +46,7 @@ def dvts(generator: Any, verifier: Any, problems: list[Problem], budget: int, *,
     trees = [Tree(q, m, 1, m, stream=j) for q in range(len(problems)) for j in range(n_trees)]
     costs = tree_search(generator, verifier, problems, trees, seed=seed, temperature=temperature,
                         max_new_tokens=max_new_tokens, lookahead=0, max_rounds=max_rounds, progress=progress,
-                        desc=f"dvts N={budget} M={m}")
+                        desc=f"dvts N={budget} M={m}", aggregate=aggregate)
     config = {"width": width, **({"max_rounds": max_rounds} if max_rounds != MAX_ROUNDS else {})}
     out = []
     for q, (p, cost) in enumerate(zip(problems, costs)):
