@@ -70,6 +70,23 @@ def test_train_uniform_over_levels(splits):
     assert set(counts.values()) == {250}
 
 
+def test_train_level_power_skews_train_only(splits):
+    train, test = make_splits(ArithmeticWorld(), n_train=2000, n_test=83, seed=7, train_level_power=1.0)
+    assert test == splits[1]  # the test split never depends on the training mix
+    counts = Counter(p.level for p in train)
+    assert len(train) == 2000 and sum(counts.values()) == 2000
+    # quota 2000 * (1/level) / H(8) = 735.9, 92.0: largest remainders round the first up
+    assert counts[1] == 736 and counts[8] == 92
+    assert all(counts[lv] > counts[lv + 1] for lv in range(1, 8))
+    assert not {p.question for p in train} & {p.question for p in test}
+
+
+@pytest.mark.parametrize("power", [-1, 5, "1", True])
+def test_train_level_power_rejects_bad_values(power):
+    with pytest.raises(ValueError, match="train_level_power"):
+        make_splits(ArithmeticWorld(), n_train=10, n_test=5, seed=0, train_level_power=power)
+
+
 def test_reference_solutions_obey_the_world(splits):
     world = ArithmeticWorld()
     for p in splits[0][:500] + splits[1]:

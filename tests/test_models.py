@@ -42,6 +42,8 @@ def test_preset_sizes(tiny_tokenizer):
     medium = MODEL_SPECS["medium"]
     assert 2.5 < (4 * medium.hidden_size ** 2 + 3 * medium.hidden_size * medium.intermediate_size) \
         * medium.num_layers / small < 5
+    x2 = count_params(build_model("small_x2", tiny_tokenizer))
+    assert 2.0 < x2 / small < 2.5  # the cpu profile's larger model: about twice the policy
 
 
 def test_build_model_is_llama_with_tied_embeddings(tiny_tokenizer):

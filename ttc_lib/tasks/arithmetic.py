@@ -128,10 +128,19 @@ def _problem(pid: str, start: int, ops: list, question: str) -> Problem:
                    solution=join_steps(steps), level=len(ops))
 
 
-def _quota(total: int, levels: list[int]) -> dict[int, int]:
-    """Equal counts per level; the remainder goes one each to the lowest levels."""
-    base, extra = divmod(total, len(levels))
-    return {lv: base + (1 if i < extra else 0) for i, lv in enumerate(levels)}
+def _quota(total: int, levels: list[int], power: float = 0.0) -> dict[int, int]:
+    """Counts per level proportional to ``level ** -power`` (0: equal counts).
+
+    Largest-remainder rounding; ties go to the lowest levels, so ``power=0`` gives equal counts
+    with the remainder one each on the lowest levels.
+    """
+    weights = [lv ** -power for lv in levels]
+    exact = [total * w / sum(weights) for w in weights]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(levels)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in by_remainder[:total - sum(counts)]:
+        counts[i] += 1
+    return dict(zip(levels, counts))
 
 
 def _draw(world: ArithmeticWorld, rng: random.Random, level: int, want: int,
@@ -151,9 +160,9 @@ def _draw(world: ArithmeticWorld, rng: random.Random, level: int, want: int,
 
 
 def _draw_split(world: ArithmeticWorld, seed: int, split: str, total: int,
-                taken: set[str]) -> list[tuple[int, list, str]]:
+                taken: set[str], power: float = 0.0) -> list[tuple[int, list, str]]:
     levels = world.levels
-    quota = _quota(total, levels)
+    quota = _quota(total, levels, power)
     # One RNG stream per (split, level): a level's problems do not depend on other levels.
     rngs = {lv: random.Random(f"ttc-arith/{seed}/{split}/{lv}") for lv in levels}
     drawn = {lv: _draw(world, rngs[lv], lv, quota[lv], taken) for lv in levels}
@@ -177,22 +186,29 @@ def _draw_split(world: ArithmeticWorld, seed: int, split: str, total: int,
     return items
 
 
-def make_splits(world: ArithmeticWorld, n_train: int, n_test: int,
-                seed: int) -> tuple[list[Problem], list[Problem]]:
+def make_splits(world: ArithmeticWorld, n_train: int, n_test: int, seed: int,
+                train_level_power: float = 0.0) -> tuple[list[Problem], list[Problem]]:
     """Deterministic (train, test) problems, disjoint by question text, no duplicates.
 
     Test is balanced across levels (equal counts; the remainder on the lowest levels) and does
-    not depend on ``n_train``; train is drawn uniformly over levels from what test left.
-    Ids are ``arith-train-00000`` / ``arith-test-00000`` in list order.
+    not depend on ``n_train`` or ``train_level_power``; train is drawn from what test left, with
+    counts per level proportional to ``level ** -train_level_power`` (0: uniform; 1: half as many
+    2-operation problems as 1-operation ones, ... — a curriculum skewed to easy problems, as
+    real training sets are; levels that run out of distinct problems share their shortfall
+    evenly with the others). Ids are ``arith-train-00000`` / ``arith-test-00000`` in list order.
     """
     for name, n in (("n_train", n_train), ("n_test", n_test)):
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"make_splits: {name} must be an int >= 0, got {n!r}")
+    if (not isinstance(train_level_power, (int, float)) or isinstance(train_level_power, bool)
+            or not 0 <= train_level_power <= 4):
+        raise ValueError(f"make_splits: train_level_power must be a number in [0, 4], "
+                         f"got {train_level_power!r}")
     if not isinstance(world, ArithmeticWorld):
         raise ValueError(f"make_splits: world must be an ArithmeticWorld, got {type(world).__name__}")
     taken: set[str] = set()
     test = _draw_split(world, seed, "test", n_test, taken)
-    train = _draw_split(world, seed, "train", n_train, taken)
+    train = _draw_split(world, seed, "train", n_train, taken, float(train_level_power))
     width = max(5, len(str(max(n_train, n_test))))
     return ([_problem(f"arith-train-{i:0{width}d}", *item) for i, item in enumerate(train)],
             [_problem(f"arith-test-{i:0{width}d}", *item) for i, item in enumerate(test)])
