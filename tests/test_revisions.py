@@ -137,6 +137,15 @@ def test_training_loss_is_on_the_target_only(tiny_tokenizer):
     assert all(t == IGNORE_INDEX for t in labels[0, :n_prompt].tolist())
 
 
+def test_revision_format_puts_the_question_right_before_the_solution():
+    question = PROBLEMS[0].question
+    text = format_prompt(revision_question(question, (WRONG[0], WRONG[1])))
+    # the attempts, oldest first, each after an "Attempt:" line; then the mark; the question last
+    assert text.index(WRONG[0]) < text.index(WRONG[1]) < text.index("Revision:") < text.index(question)
+    assert text.endswith(question + "\n") and text.count("Attempt:") == 2
+    assert revision_question(question, ()) == question  # no attempts: the bare question
+
+
 def test_context_window_keeps_the_last_four_attempts(tiny_tokenizer):
     gen = StubGenerator(tiny_tokenizer)
     chains = rv.run_chains(gen, PROBLEMS, [7, 3], seed=1)

@@ -16,9 +16,18 @@ The paper's recipe ("Revisions", ../shared/PAPER.md), on the synthetic world:
   ``keep_share`` adds "keep" trajectories whose last attempt is already correct (the target
   another correct answer), so a change has to be justified by an error; ``plain_share`` adds
   correct answers again as plain k = 0 trajectories (rehearsal against forgetting). Both come
-  from the same samples (no extra generation). Not yet shown to help: on a weak proxy policy
-  (old 3-digit world, 12% correct samples) neither, nor lr 2e-4, kept revisions from collapsing
-  (pass@1 ~0 after step 1; the reviser learned surface edits such as changing the start value).
+  from the same samples (no extra generation). Measured on the cpu policy of 17:14 (240 questions
+  x 16 samples, 150 steps, batch 32; 40 eval questions x 2 chains x 8 steps, T 1.0; build/rev3):
+  paper data, lr 5e-4: pass@1 by step .25 .08 .01 .01, correct->wrong .88, wrong->correct .03;
+  keep_share .5, lr 1e-3: .33 .15 .15 .09, correct->wrong .69, wrong->correct .07 (better, and
+  the cpu profile's choice) -- but revising still does not beat answering afresh.
+  **Why (measured):** the policy only works with its question at the start of the row. Any text
+  before the question -- attempts, only their final answers, even 20 dots -- raises its loss on
+  the correct target from .008 to ~3 nats/token (attempts-first or question-first alike, 3.66 vs
+  3.69 at fine-tuning step 0). Shifting RoPE position ids does not help (the model counts the
+  tokens it attends to), so 150 fine-tuning steps must relearn operand lookup in a new position
+  and do not finish (loss with context ~.4-.6 nats/token after them, .04 without). The real fix
+  belongs to the policy's training mix (rows whose question does not start the row).
 - **Format.** ``prompts.revision_question`` (the one owner of the format) turns the question
   and the attempts into the question text the model reads; ``to_problems`` makes Problems of
   it, so the existing trainer masks the whole context and takes the loss on the target only.
