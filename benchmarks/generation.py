@@ -3,10 +3,14 @@
     .venv/bin/python benchmarks/generation.py [--checkpoint DIR] [--questions 100] [--n 64]
 
 (1) Generator.sample vs a plain model.generate(num_return_sequences=n, do_sample=True) loop on the
-same questions, n and token budget. (2) Step-wise sampling in the beam-search pattern: per question
-up to --prefixes distinct prefixes of one depth cut from the policy's own samples, --step-n next
-steps each (the first value, 4 = beam width M, gives the reported ratio), against (1)'s
-full-solution throughput, per generated token.
+same questions, n and token budget. (2) Step-wise sampling in the beam-search pattern, against
+(1)'s full-solution throughput per generated token, --step-n next steps per (question, prefix)
+(the first value, 4 = beam width M, gives the reported ratio): "rounds" = per question up to
+--prefixes of the policy's own finished samples followed step by step, one sample_steps call per
+round for the whole block, round r asking for step r+1 after each sample's first r steps (each
+round's prompts are the last round's plus one step, as in beam search), with the Generator's
+prefix reuse (the reported ratio) and without it ("no reuse", a second Generator on the same
+model); "fresh" = one call on unrelated pairs of one random depth per question, no previous round.
 
 Without --checkpoint the "small" policy (hidden 128, 4 layers, 4 heads, MLP 512) is trained on the
 synthetic world for --train-steps first (~1-2 min on 2 cores; kept in --work-dir, a rerun reuses
@@ -49,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=128, help="full-solution budget")
     p.add_argument("--step-n", type=int, nargs="+", default=[4, 16],
                    help="samples per (question, prefix); the first (beam width M=4) is the reported ratio")
-    p.add_argument("--prefixes", type=int, default=4, help="prefixes per question in the step workload")
+    p.add_argument("--prefixes", type=int, default=4, help="prefixes (followed samples) per question in the step workloads")
     p.add_argument("--step-max-new-tokens", type=int, default=32)
     p.add_argument("--rows", type=int, default=512, help="max_batch_rows, also rows per generate() call")
     p.add_argument("--blocks", type=int, default=4, help="interleaved blocks the questions are cut into")
@@ -112,6 +116,29 @@ def beam_pairs(questions: list[str], samples: list[list], per_question: int,
     return out_q, out_p
 
 
+def beam_rounds(questions: list[str], samples: list[list], per_question: int,
+                rng: random.Random) -> list[tuple[list[str], list[str], list[int]]]:
+    """(questions, prefixes, streams) of each round when up to ``per_question`` finished samples
+    per question are followed step by step: round r holds each followed sample's first r steps
+    (r >= 1) while it has a step after them. Equal prefixes of one question get distinct streams,
+    as beam search gives duplicate beams."""
+    chains = []
+    for question, row in zip(questions, samples):
+        solutions = [split_steps(s.text) for s in row if s.finish_reason == "end"]
+        solutions = [steps for steps in solutions if len(steps) > 1]
+        chains += [(question, steps) for steps in rng.sample(solutions, min(per_question, len(solutions)))]
+    out = []
+    for r in range(1, max((len(steps) for _, steps in chains), default=0)):
+        qs, ps, streams, seen = [], [], [], {}
+        for question, steps in chains:
+            if len(steps) > r:
+                prefix = prefix_text(steps[:r])
+                seen[question, prefix] = seen.get((question, prefix), -1) + 1
+                qs.append(question), ps.append(prefix), streams.append(seen[question, prefix])
+        out.append((qs, ps, streams))
+    return out
+
+
 CPU = {}  # process CPU seconds per workload: steadier than wall time when others load the machine
 
 
@@ -141,8 +168,10 @@ def main() -> None:
     if args.ablations:
         variants["generator[kv_cache=dynamic]"] = Generator(gen.model, gen.tokenizer, device="cpu",
                                                              max_batch_rows=args.rows, kv_cache="dynamic")
-    step_names = [f"steps n={sn}" for sn in args.step_n]
-    tokens = {k: 0 for k in [*variants, "generate", *step_names]}
+    plain = Generator(gen.model, gen.tokenizer, device="cpu", max_batch_rows=args.rows, reuse_prefixes=False)
+    step_names = [f"steps n={sn}" for sn in args.step_n]  # rounds, reusing the last round's prompts
+    kinds = {"": gen, " no reuse": plain, " fresh": plain}
+    tokens = {k: 0 for k in [*variants, "generate", *(s + k for k in kinds for s in step_names)]}
     seconds = dict.fromkeys(tokens, 0.0)
     samples = dict.fromkeys(tokens, 0)
     size = -(-len(questions) // args.blocks)
@@ -161,25 +190,33 @@ def main() -> None:
         tokens["generate"] += n_tok
         seconds["generate"] += dt
         samples["generate"] += len(block) * args.n
-        pairs_q, pairs_p = beam_pairs(block, full, args.prefixes, rng)
-        n_pairs += len(pairs_q)
-        for sn, name in zip(args.step_n, step_names):
-            out, dt = timed(lambda: gen.sample_steps(pairs_q, pairs_p, sn, max_new_tokens=args.step_max_new_tokens,
-                                                     seed=b, progress=False), name)
-            tokens[name] += sum(s.num_tokens for row in out for s in row)
-            seconds[name] += dt
-            samples[name] += len(out) * sn
-            reasons += [s.finish_reason for row in out for s in row]
+        rounds = beam_rounds(block, full, args.prefixes, rng)
+        fresh = [(*beam_pairs(block, full, args.prefixes, rng), None)]
+        n_pairs += sum(len(q) for q, _, _ in rounds)
+        for sn, base in zip(args.step_n, step_names):
+            for kind, g in kinds.items():
+                name = base + kind
+                if g.prefixes is not None:
+                    g.prefixes.clear()  # nothing from the full-solution calls or the other n
+                for r, (qs, ps, streams) in enumerate(fresh if kind == " fresh" else rounds):
+                    out, dt = timed(lambda: g.sample_steps(qs, ps, sn, max_new_tokens=args.step_max_new_tokens,
+                                                           seed=b + r, streams=streams, progress=False), name)
+                    tokens[name] += sum(s.num_tokens for row in out for s in row)
+                    seconds[name] += dt
+                    samples[name] += len(out) * sn
+                    if kind == "":
+                        reasons += [s.finish_reason for row in out for s in row]
     rate = {k: tokens[k] / seconds[k] for k in tokens}
     for k in tokens:
         print(f"{k:28s} {seconds[k]:7.1f}s {tokens[k]:9d} tokens {rate[k]:9.0f} tokens/s "
               f"{samples[k] / seconds[k]:7.1f} samples/s  {tokens[k] / samples[k]:5.1f} tokens/sample")
-    print(f"step workload: {n_pairs} (question, prefix) pairs; finish reasons " +
+    print(f"step rounds: {n_pairs} (question, prefix) pairs in all; finish reasons " +
           ", ".join(f"{r}={reasons.count(r)}" for r in ("step", "end", "length")))
     cpu = {k: tokens[k] / CPU[k] for k in tokens}
+    steps = [k for k in tokens if k.startswith("steps")]
     print(f"same ratios from process CPU time: generator/generate {cpu['generator'] / cpu['generate']:.2f}, "
-          + ", ".join(f"step/full ({k}) {cpu[k] / cpu['generator']:.2f}" for k in step_names))
-    for k in step_names[1:]:
+          + ", ".join(f"step/full ({k}) {cpu[k] / cpu['generator']:.2f}" for k in steps))
+    for k in steps[1:]:
         print(f"step/full throughput ratio ({k}): {rate[k] / rate['generator']:.2f}")
     print("timings taken on a shared machine: compare the ratios, not the absolute numbers")
     print(f"generator/generate throughput ratio: {rate['generator'] / rate['generate']:.2f}")

@@ -5,8 +5,9 @@ Rules callers rely on:
   of earlier steps, "" for none), tokenised as one text with the tokenizer's special tokens.
 - Determinism: the tokens of sample i of a prompt depend only on (seed, prompt text, i) and the
   model (sampling.py), not on the other prompts in the call, chunking, or n. On CPU in fp32 the
-  same call gives bit-identical samples; across batch compositions the logits can differ by float
-  rounding (~1e-7), which changes a token only at an exact near-tie. Identical (question, prefix)
+  same call on a fresh Generator gives bit-identical samples; across batch compositions, and
+  with prompt keys/values reused from earlier calls (prefix_reuse.py), the logits can differ by
+  float rounding (~1e-7), which changes a token only at an exact near-tie. Identical (question, prefix)
   pairs get identical samples: vary the seed to get fresh ones. temperature=0 is greedy and
   computes one row per prompt.
 - Sample.finish_reason:
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 from .kv_cache import ATTENTION, SAFE_MODEL_TYPES, KVPool, attention_implementation, supports_shared_prefix
 from .decoding import decode, final_text
 from .prefill import plain_prefill, share_groups, shared_prefill, stem_logprobs
+from .prefix_reuse import PrefixStore
 from .prompts import PROMPT_STYLES, format_prompt
 from .sampling import _GOLDEN, mix32, prompt_key, row_key
 from .steps import STEP_DELIMITER
@@ -43,6 +45,7 @@ from .steps import STEP_DELIMITER
 CPU_KV_BUDGET = 4 << 30  # bytes of KV cache per chunk on CPU; CUDA uses 40% of free memory
 PREFILL_TOKENS = 1024  # tokens per prefill forward on CPU (x16 on CUDA)
 LOGITS_BUDGET = 1 << 27  # floats of logits per token_logprobs forward (vocab can be 150k)
+REUSE_BYTES = 1 << 29  # earlier calls' prompt keys/values kept on CPU; CUDA keeps 10% of free memory
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,12 @@ class Generator:
     cache footprint. ``kv_cache``: "auto" ("shared" for architectures kv_cache.py supports: each
     prompt's keys stored once, cascade attention; else "dynamic": transformers' DynamicCache).
     Decode buffers are kept between calls (faster on CPU); one call at a time (not thread-safe).
+    ``reuse_prefixes``: keep recent calls' prompt keys/values (prefix_reuse.py), so a prompt that
+    extends an earlier one (the next beam-search round) prefills only its new tokens.
     """
 
     def __init__(self, model, tokenizer, *, prompt_style: str = "plain", device: str | torch.device = "auto",
-                 max_batch_rows: int | None = None, kv_cache: str = "auto") -> None:
+                 max_batch_rows: int | None = None, kv_cache: str = "auto", reuse_prefixes: bool = True) -> None:
         if prompt_style not in PROMPT_STYLES:
             raise ValueError(f"unknown prompt_style {prompt_style!r}; known: {sorted(PROMPT_STYLES)}")
         if kv_cache not in ("auto", "shared", "dynamic"):
@@ -105,6 +110,8 @@ class Generator:
         self._pool = KVPool()  # decode buffers reused across chunks and calls
         self.generated_tokens = 0  # running totals over this Generator's calls (compute accounting)
         self.prefill_tokens = 0
+        budget = REUSE_BYTES if self.device.type != "cuda" else 0.1 * torch.cuda.mem_get_info(self.device)[0]
+        self.prefixes = PrefixStore(int(budget)) if reuse_prefixes and self.kv_cache == "shared" else None
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | os.PathLike, device: str | torch.device = "auto", dtype=None,
@@ -296,7 +303,9 @@ class Generator:
                          min(len(os.path.commonprefix(same)), min(len(x) for x in same) - 1))
         budget = PREFILL_TOKENS if self.device.type != "cuda" else 16 * PREFILL_TOKENS
         cache, logits = shared_prefill(self.model, self._pool, [enc[u] for u in distinct], stems, rows,
-                                       len(chunk), max_new - 1, self.pad_id, budget)
+                                       len(chunk), max_new - 1, self.pad_id, budget, self.prefixes)
+        if self.prefixes is not None:  # before decoding: compaction replaces cache.prefix
+            self.prefixes.add(cache.prefix, [enc[u] for u in distinct])
         return cache, logits, None
 
     @torch.inference_mode()

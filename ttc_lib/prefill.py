@@ -10,6 +10,8 @@ Rules:
 - Each prompt's keys/values are stored once (kv_cache.SharedPrefixCache), its real tokens
   (stem and rest, no gap) right-aligned to the longest prompt, masked left padding before.
   Positions count real tokens only, so padding never changes what the model computes.
+- A prompt that extends one prefilled by an earlier call (prefix_reuse.PrefixStore: the next
+  step-search round) reads that part's keys/values instead of running it again, as a stem.
 - Prefill forwards hold a bounded number of tokens (large CPU batches measured slower per token).
 """
 
@@ -19,6 +21,7 @@ import torch
 from transformers.cache_utils import DynamicCache
 
 from .kv_cache import KVPool, SharedPrefixCache
+from .prefix_reuse import PrefixStore
 
 
 def left_pad(seqs: list[list[int]], pad_id: int, device: torch.device, offsets: list[int] | None = None):
@@ -36,47 +39,58 @@ def left_pad(seqs: list[list[int]], pad_id: int, device: torch.device, offsets: 
     return ids.to(device), mask.to(device), pos.to(device)
 
 
-def _plan(prompts: list[list[int]], stems: list[int], budget: int) -> list[list[int]]:
+def _plan(prompts: list[list[int]], stems: list[int], budget: int, reused: list[bool]) -> list[list[int]]:
     """Prompt indices cut into prefill sub-batches of about ``budget`` tokens, groups kept whole
-    where they fit (``prompts`` arrive ordered so that a group's prompts are adjacent)."""
+    where they fit (``prompts`` arrive ordered so that a group's prompts are adjacent). A reused
+    stem (``reused[j]``) is read, not run: it costs no tokens."""
     batches, cur, stem_w, rest_w, n_stems = [], [], 0, 0, 0
     for j, p in enumerate(prompts):
-        new_stem = stems[j] > 0 and not (cur and prompts[cur[-1]][:stems[cur[-1]]] == p[:stems[j]])
-        sw, rw = max(stem_w, stems[j]), max(rest_w, len(p) - stems[j])
+        run = stems[j] > 0 and not reused[j]
+        new_stem = run and not (cur and prompts[cur[-1]][:stems[cur[-1]]] == p[:stems[j]])
+        sw, rw = max(stem_w, stems[j] if run else 0), max(rest_w, len(p) - stems[j])
         if cur and (len(cur) + 1) * rw + (n_stems + new_stem) * sw > budget:
             batches.append(cur)
             cur, stem_w, rest_w, n_stems = [], 0, 0, 0
-            new_stem, sw, rw = stems[j] > 0, stems[j], len(p) - stems[j]
+            new_stem, sw, rw = run, stems[j] if run else 0, len(p) - stems[j]
         cur.append(j)
         stem_w, rest_w, n_stems = sw, rw, n_stems + new_stem
     return batches + [cur]
 
 
 def shared_prefill(model, pool: KVPool, prompts: list[list[int]], stems: list[int], rows: list[slice],
-                   n_rows: int, room: int, pad_id: int, budget: int) -> tuple[SharedPrefixCache, torch.Tensor]:
+                   n_rows: int, room: int, pad_id: int, budget: int,
+                   reuse: PrefixStore | None = None) -> tuple[SharedPrefixCache, torch.Tensor]:
     """Prefill distinct ``prompts`` (token ids) into a SharedPrefixCache for ``n_rows`` rows.
 
     ``stems[j]``: leading tokens prompt j shares with the adjacent prompts of its group (0: none;
     at least one token of each prompt must remain). ``rows[j]``: the rows sampling prompt j, in
-    prompt order. ``room``: own tokens each row may add. Returns (cache, last logits per row).
+    prompt order. ``room``: own tokens each row may add. ``reuse``: earlier prompts' keys/values;
+    a prompt whose kept prefix is at least its stem reads that prefix instead of running it (the
+    caller adds this call's store afterwards). Returns (cache, last logits per row).
     """
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
+    hits = [reuse.lookup(p) if reuse is not None else (0, None) for p in prompts]
+    reused = [n > 0 and n >= s for (n, _), s in zip(hits, stems)]
+    stems = [n if r else s for (n, _), s, r in zip(hits, stems, reused)]
     store = last = None
-    for js in _plan(prompts, stems, budget):
-        stem_keys = list(dict.fromkeys(tuple(prompts[j][:stems[j]]) for j in js if stems[j]))
+    for js in _plan(prompts, stems, budget, reused):
+        run = [stems[j] > 0 and not reused[j] for j in js]
+        stem_keys = list(dict.fromkeys(tuple(prompts[j][:stems[j]]) for j, r in zip(js, run) if r))
         cache = DynamicCache(config=model.config)
         stem_end = 0
         if stem_keys:  # stage 1: each distinct stem once
             ids, mask_s, pos = left_pad([list(k) for k in stem_keys], pad_id, device)
             model(input_ids=ids, attention_mask=mask_s, position_ids=pos, past_key_values=cache,
                   use_cache=True, logits_to_keep=1)
-            which = [stem_keys.index(tuple(prompts[j][:stems[j]])) if stems[j] else 0 for j in js]
+            which = [stem_keys.index(tuple(prompts[j][:stems[j]])) if r else 0 for j, r in zip(js, run)]
             cache.batch_select_indices(torch.tensor(which, device=device))
-            has = torch.tensor([stems[j] > 0 for j in js], device=device)
-            mask_s, stem_end = mask_s[which] * has[:, None], ids.shape[1]
+            mask_s, stem_end = mask_s[which] * torch.tensor(run, device=device)[:, None], ids.shape[1]
         else:
             mask_s = torch.zeros((len(js), 0), dtype=torch.long, device=device)
+        if any(reused[j] for j in js):  # kept prefixes join the stems, right-aligned like them
+            cache, mask_s, stem_end = _with_reused(model, reuse, cache, mask_s, stem_end,
+                                                   [(k, hits[j]) for k, j in enumerate(js) if reused[j]])
         # stage 2: the rest of every prompt, reading its stem from the cache
         ids, mask_r, pos = left_pad([prompts[j][stems[j]:] for j in js], pad_id, device, [stems[j] for j in js])
         out = model(input_ids=ids, attention_mask=torch.cat([mask_s, mask_r], dim=1), position_ids=pos,
@@ -103,6 +117,28 @@ def shared_prefill(model, pool: KVPool, prompts: list[list[int]], stems: list[in
         row_prompt[r] = j
     cache = SharedPrefixCache(store, prefix_mask, row_prompt, pool.layers(store, n_rows, max(1, room)))
     return cache, last.index_select(0, row_prompt)
+
+
+def _with_reused(model, reuse: PrefixStore, cache: DynamicCache, mask_s: torch.Tensor, stem_end: int,
+                 hits: list[tuple[int, tuple[int, tuple[int, int, int]]]]):
+    """A stage-1 cache (stems right-aligned in ``stem_end`` columns) with rows ``hits[i][0]``
+    replaced by their kept prefixes: (cache, stem mask, new stem width)."""
+    width = max(stem_end, max(n for _, (n, _) in hits))
+    kept, kept_mask = reuse.gather([hit for _, hit in hits], width)
+    at = torch.tensor([k for k, _ in hits], device=kept_mask.device)
+    mask = mask_s.new_zeros(mask_s.shape[0], width)
+    mask[:, width - stem_end:] = mask_s
+    mask[at] = kept_mask
+    merged = DynamicCache(config=model.config)
+    for i, (k, v) in enumerate(kept):
+        keys = k.new_zeros(mask.shape[0], *k.shape[1:])
+        values = v.new_zeros(mask.shape[0], *v.shape[1:])
+        if stem_end:
+            keys[:, :, width - stem_end:] = cache.layers[i].keys
+            values[:, :, width - stem_end:] = cache.layers[i].values
+        keys[at], values[at] = k, v
+        merged.update(keys, values, i)
+    return merged, mask, width
 
 
 def plain_prefill(model, prompts: list[list[int]], rows: list[slice], n_rows: int, pad_id: int):
