@@ -166,12 +166,12 @@ def _draw_split(world: ArithmeticWorld, seed: int, split: str, total: int,
     # One RNG stream per (split, level): a level's problems do not depend on other levels.
     rngs = {lv: random.Random(f"ttc-arith/{seed}/{split}/{lv}") for lv in levels}
     drawn = {lv: _draw(world, rngs[lv], lv, quota[lv], taken) for lv in levels}
-    # Levels that ran dry (few distinct questions: 1 op has ~3.6k) share their shortfall
-    # out evenly over the levels that still have room.
+    # Levels that ran dry (few distinct questions: 1 op has ~3.6k) share their shortfall out
+    # over the levels that still have room, in the same proportions (level ** -power).
     active = [lv for lv in levels if len(drawn[lv]) == quota[lv]]
     short = total - sum(len(v) for v in drawn.values())
     while short > 0 and active:
-        share = _quota(short, active)
+        share = _quota(short, active, power)
         for lv in list(active):
             more = _draw(world, rngs[lv], lv, share[lv], taken)
             drawn[lv] += more
@@ -194,8 +194,8 @@ def make_splits(world: ArithmeticWorld, n_train: int, n_test: int, seed: int,
     not depend on ``n_train`` or ``train_level_power``; train is drawn from what test left, with
     counts per level proportional to ``level ** -train_level_power`` (0: uniform; 1: half as many
     2-operation problems as 1-operation ones, ... — a curriculum skewed to easy problems, as
-    real training sets are; levels that run out of distinct problems share their shortfall
-    evenly with the others). Ids are ``arith-train-00000`` / ``arith-test-00000`` in list order.
+    real training sets are; levels that run out of distinct problems pass their shortfall to
+    the others in the same proportions). Ids are ``arith-train-00000`` / ``arith-test-00000`` in list order.
     """
     for name, n in (("n_train", n_train), ("n_test", n_test)):
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
