@@ -169,7 +169,15 @@ def test_equal_keys_grade_equal():
             assert all(grade_answer(a, members[0]) for a in members), members
 
 
-def test_integer_fast_path_is_fast():
-    t0 = time.perf_counter()
+def test_integer_answers_never_reach_math_verify(monkeypatch):
+    # the fast path: plain integers are compared without the (slow) symbolic checker; a wall-time
+    # bound here was flaky on the shared machine (speed targets live in benchmarks/)
+    import ttc_lib.grading as grading
+
+    def symbolic(*args, **kwargs):
+        raise AssertionError("math-verify called for an integer pair")
+
+    monkeypatch.setattr(grading, "_symbolic_equal", symbolic)
+    monkeypatch.setattr(grading, "_symbolic_equal_off_main", symbolic)
     n = sum(grade_answer(str(i), str(i % 500)) for i in range(20_000))
-    assert n == 500 and time.perf_counter() - t0 < 2.0
+    assert n == 500
