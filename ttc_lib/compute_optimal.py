@@ -4,20 +4,21 @@ From the long results tables of notebooks 04/05 (``search.common.RESULT_COLUMNS`
 the difficulty bins of notebook 03:
 
 * ``per_question`` — accuracy of every method ("strategy[config]") at every budget on every
-  question (mean over seeds/subsets), with its mean generations and FLOPs.
+  question (mean over seeds/subsets), with its mean generations and FLOPs (``results_table``).
 * ``cross_validated_envelope`` — the paper's 2-fold selection within each bin: the bin's
   questions are split in two random halves; for every budget the method with the best accuracy
   on one half is charged on the *other* half, then the halves swap. Every question is thus
   evaluated exactly once, by a choice made without it; the bin's accuracy is the mean over its
   questions. Repeated over ``n_splits`` random splits (mean / std). Ties in selection go to the
   cheaper method (mean FLOPs on the selection half), then to the name.
-* ``efficiency_ratios`` — for each budget B of a baseline curve (best-of-N weighted), the
-  smallest cost at which the envelope reaches the baseline's accuracy, linear interpolation on a
-  log-cost axis, and the ratio B / that cost; in generations (the budget) and in FLOPs
-  (verifier included). A nondecreasing curve against itself gives exactly 1.
+* ``efficiency_ratios`` — the envelope's compute saving over best-of-N (``efficiency``).
 * ``fit_choices`` / ``fit_policy`` — the (uncross-validated) choice per (bin, budget) on the
   questions given, and the usable policy: thresholds on the *predicted* difficulty score plus
   the choice per predicted bin and budget (``policy.Policy``, saved as policy.json).
+
+The table helpers and the efficiency ratios live in ``results_table`` and ``efficiency``; their
+public names are re-exported here, so ``from ttc_lib import compute_optimal as co`` still
+reaches all of them.
 """
 
 from __future__ import annotations
@@ -29,74 +30,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .search.common import RESULT_COLUMNS
-
-BASELINE = "best_of_n[selection=weighted]"  # the paper's baseline method name
-BIN_COLUMNS = {"oracle": "oracle_bin", "predicted": "predicted_bin"}
-COST_COLUMNS = ("generations", "total_flops")
-
-
-# ----------------------------------------------------------------------------------- tables
-def method_name(strategy: str, config: str) -> str:
-    """"strategy[config]" as the 04 summary spells it ("beam[lookahead=0,width=4]")."""
-    return f"{strategy}[{config}]" if config not in ("", "-") else strategy
-
-
-def parse_config_key(text: str) -> dict:
-    """Inverse of ``search.common.config_key``: "lookahead=1,width=4" -> {"lookahead": 1, "width": 4}."""
-    if text in ("", "-"):
-        return {}
-    config = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"config {text!r}: item {item!r} is not key=value")
-        config[key] = _literal(value)
-    return config
-
-
-def _literal(value: str):
-    if value in ("True", "False"):
-        return value == "True"
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
-
-
-def per_question(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (method, budget, question): accuracy (mean of ``correct`` over seeds/subsets),
-    mean generations and total FLOPs, and the strategy/config that produced it."""
-    missing = [c for c in RESULT_COLUMNS if c not in results.columns]
-    if missing:
-        raise ValueError(f"results table lacks columns {missing} (see search.common.RESULT_COLUMNS)")
-    if results.empty:
-        raise ValueError("results table is empty")
-    frame = results.assign(method=[method_name(s, c) for s, c in zip(results.strategy, results.config)],
-                           correct=results.correct.astype(float))
-    table = (frame.groupby(["method", "budget", "question_id"], sort=True)
-             .agg(strategy=("strategy", "first"), config=("config", "first"), accuracy=("correct", "mean"),
-                  generations=("generations", "mean"), total_flops=("total_flops", "mean"),
-                  seeds=("seed", "nunique"))
-             .reset_index())
-    table["budget"] = table.budget.astype(int)
-    return table
-
-
-def attach_bins(table: pd.DataFrame, bins: pd.DataFrame, kind: str = "oracle") -> pd.DataFrame:
-    """``table`` with a ``bin`` column (oracle or predicted) for the questions that have a bin."""
-    column = BIN_COLUMNS.get(kind)
-    if column is None:
-        raise ValueError(f"bin kind must be one of {sorted(BIN_COLUMNS)}, got {kind!r}")
-    for needed in ("question_id", column):
-        if needed not in bins.columns:
-            raise ValueError(f"bins table lacks column {needed!r}")
-    lookup = bins.drop_duplicates("question_id").set_index("question_id")[column].astype(int)
-    out = table[table.question_id.isin(lookup.index)].copy()
-    out["bin"] = out.question_id.map(lookup).astype(int)
-    return out
+# re-exported: notebooks and tests reach the whole workflow as ``co.<name>``
+from .efficiency import (baseline_curve, efficiency_ratio, efficiency_ratios, interpolate_log,  # noqa: F401
+                         largest_common_budget, matching_cost, method_curve, ratio_at)
+from .results_table import (BASELINE, BIN_COLUMNS, COST_COLUMNS, attach_bins, method_name,  # noqa: F401
+                            parse_config_key, per_question)
 
 
 # ------------------------------------------------------------------------- cross-validation
@@ -232,128 +170,6 @@ def fit_choices(table: pd.DataFrame) -> pd.DataFrame:
                          "config": first.config, "accuracy": float(acc[i].mean()),
                          "total_flops": float(flops[i].mean()), "questions": len(qs)})
     return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------- efficiency
-def interpolate_log(costs: Sequence[float], values: Sequence[float], at: float) -> float:
-    """Value at cost ``at``, linear in log(cost) between the neighbouring points (``costs``
-    ascending); outside the range the end value is returned."""
-    x, y = np.log(np.asarray(costs, float)), np.asarray(values, float)
-    if len(x) == 0 or np.any(np.diff(x) <= 0):
-        raise ValueError("costs must be non-empty and strictly ascending")
-    return float(np.interp(math.log(at), x, y))
-
-
-def matching_cost(costs: Sequence[float], values: Sequence[float], target: float) -> tuple[float, str]:
-    """Smallest cost at which the curve (``costs`` ascending) reaches ``target``, linear in
-    log(cost) between the point before the first one reaching it and that point.
-
-    Returns (cost, flag): flag "" exact; "lower_bound_ratio" when even the first point reaches the
-    target (the true cost may be smaller); "not_reached" (cost NaN) when no point does.
-    """
-    x, y = np.asarray(costs, float), np.asarray(values, float)
-    if len(x) == 0 or np.any(np.diff(x) <= 0) or np.any(x <= 0):
-        raise ValueError("costs must be non-empty, positive and strictly ascending")
-    reached = np.nonzero(y >= target - 1e-12)[0]
-    if len(reached) == 0:
-        return math.nan, "not_reached"
-    i = int(reached[0])
-    if i == 0:
-        return float(x[0]), ("" if y[0] <= target + 1e-12 else "lower_bound_ratio")
-    if y[i] <= target + 1e-12:  # reached exactly at a measured point: no rounding through exp(log)
-        return float(x[i]), ""
-    lo, hi = math.log(x[i - 1]), math.log(x[i])
-    frac = (target - y[i - 1]) / (y[i] - y[i - 1])
-    return float(math.exp(lo + frac * (hi - lo))), ""
-
-
-def efficiency_ratio(baseline: pd.DataFrame, envelope: pd.DataFrame, cost: str = "budget") -> pd.DataFrame:
-    """Per baseline point (cost B, accuracy a): the envelope's matching cost and the ratio
-    B / matching cost. Both frames have ``cost`` and ``accuracy`` columns (one row per point).
-
-    When the envelope never reaches a (it is *below* the baseline there) and it was measured at
-    B, the exchange is read the other way: the cost B' at which the *baseline* reaches the
-    envelope's accuracy at B, ratio B' / B < 1 (flag "envelope_below"; "envelope_below_bound"
-    when even the baseline's smallest cost beats it: the ratio is at most the value). Else NaN
-    ("not_reached"). A nondecreasing curve against itself gives 1 everywhere.
-    """
-    env, base = envelope.sort_values(cost), baseline.sort_values(cost)
-    ex, ey = env[cost].to_numpy(float), env.accuracy.to_numpy(float)
-    bx, by = base[cost].to_numpy(float), base.accuracy.to_numpy(float)
-    rows = []
-    for base_cost, acc in zip(bx, by):
-        matched, flag = matching_cost(ex, ey, acc)
-        ratio = base_cost / matched if matched == matched else math.nan
-        if flag == "not_reached" and ex[0] <= base_cost <= ex[-1]:
-            below = interpolate_log(ex, ey, base_cost)
-            inverse, inverse_flag = matching_cost(bx, by, below)
-            ratio, flag = inverse / base_cost, ("envelope_below_bound" if inverse_flag else "envelope_below")
-        rows.append({cost: base_cost, "accuracy": acc, "matched_" + cost: matched, "ratio": ratio, "flag": flag})
-    return pd.DataFrame(rows)
-
-
-def baseline_curve(table: pd.DataFrame, method: str | None = BASELINE, questions: Iterable[str] | None = None) -> pd.DataFrame:
-    """budget, accuracy, generations, total_flops of one method (None: all rows of ``table``),
-    mean over ``questions`` (budgets where any of them is missing are left out)."""
-    rows = table if method is None else table[table.method == method]
-    if questions is not None:
-        questions = set(questions)
-        rows = rows[rows.question_id.isin(questions)]
-        counts = rows.groupby("budget").question_id.nunique()
-        rows = rows[rows.budget.isin(counts.index[counts == len(questions)])]
-    if rows.empty:
-        raise ValueError(f"no rows for baseline method {method!r} (on the envelope's questions)")
-    return rows.groupby("budget")[["accuracy", "generations", "total_flops"]].mean().reset_index()
-
-
-def method_curve(table: pd.DataFrame, strategy: str, questions: Iterable[str] | None = None,
-                 vary: Sequence[str] = (), **match) -> pd.DataFrame:
-    """budget, accuracy, generations, total_flops, method of the methods of ``strategy`` whose
-    config is exactly ``match`` apart from the keys in ``vary`` (e.g. revisions, length=1,
-    vary=("chains",): best-of-N in parallel), one method per budget."""
-    rows = table[table.strategy == strategy]
-    keep = [{k: v for k, v in parse_config_key(c).items() if k not in vary} == match for c in rows.config]
-    rows = rows[keep]
-    several = rows.groupby("budget").method.nunique()
-    if (several > 1).any():
-        b = int(several.idxmax())
-        raise ValueError(f"{strategy} {match}: several methods at budget {b}: {sorted(rows[rows.budget == b].method.unique())}")
-    curve = baseline_curve(rows, method=None, questions=questions)
-    return curve.merge(rows.groupby("budget").method.first().reset_index(), on="budget")
-
-
-def efficiency_ratios(baseline: pd.DataFrame, envelope: Envelope) -> pd.DataFrame:
-    """Efficiency ratio per split and baseline budget, in generations (``unit="budget"``) and in
-    FLOPs (``unit="flops"``): the curves of ``efficiency_ratio`` stacked with split and unit."""
-    frames = []
-    for split, curve in envelope.overall.groupby("split"):
-        for unit, column in (("budget", "budget"), ("flops", "total_flops")):
-            env = curve.groupby(column, as_index=False).accuracy.max() if column == "total_flops" else curve
-            ratio = efficiency_ratio(baseline, env, cost=column).rename(columns={column: "cost",
-                                                                                 "matched_" + column: "matched"})
-            ratio["budget"] = baseline.sort_values(column).budget.to_numpy()
-            frames.append(ratio.assign(split=split, unit=unit))
-    return pd.concat(frames, ignore_index=True)
-
-
-def ratio_at(ratios: pd.DataFrame, budget: int, unit: str = "budget") -> dict:
-    """{mean, std} of the ratio at one baseline budget over splits (NaN ratios left out), with
-    the number of splits and of each flag."""
-    rows = ratios[(ratios.budget == budget) & (ratios.unit == unit)]
-    values = rows.ratio.to_numpy(float)
-    finite = values[np.isfinite(values)]
-    return {"mean": float(finite.mean()) if len(finite) else None,
-            "std": float(finite.std(ddof=1)) if len(finite) > 1 else (0.0 if len(finite) else None),
-            "splits": int(len(values)), "not_reached": int((rows.flag == "not_reached").sum()),
-            "lower_bound": int((rows.flag == "lower_bound_ratio").sum()),
-            "envelope_below": int(rows.flag.str.startswith("envelope_below").sum()), "budget": int(budget)}
-
-
-def largest_common_budget(baseline: pd.DataFrame, envelope: Envelope) -> int:
-    common = sorted(set(baseline.budget) & set(envelope.overall.budget))
-    if not common:
-        raise ValueError("the baseline and the envelope share no budget")
-    return int(common[-1])
 
 
 # --------------------------------------------------------------------------------- policy

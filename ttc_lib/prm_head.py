@@ -21,18 +21,19 @@ Rules
   head.safetensors, and backbone/ (the fine-tuned causal LM, a normal ttc checkpoint) or, when
   frozen, the path of the untouched backbone. Written to a temporary folder then renamed; a
   folder already holding the same fingerprint (backbone, data, config, name) is returned as is.
+Layout: the model, ``train_head_prm`` and save/load here; the config, loss and training loop in
+``prm_head_training``; input checks, splits and batching in ``prm_head_data``. Their public names
+are re-exported here (``from ttc_lib.prm_head import HeadTrainConfig, step_bce, ...``).
 FINDINGS: on the policy's own 1M backbone this head learns question difficulty, not step
 correctness: always report within-question AUROC (metrics.within_question_auroc).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import time
 from bisect import bisect_left
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,6 +42,12 @@ import torch
 from .compute import forward_flops, training_flops
 from .models import TTC_CONFIG_FILE, count_params, load_checkpoint, read_ttc_config
 from .prompts import format_prompt
+# re-exported: notebooks and tests import these from prm_head; train_head_prm calls _fit through
+# this module's namespace (so a test can patch prm_head._fit)
+from .prm_head_data import (BUCKET_BATCHES, SCORE_BATCH_ROWS, SCORE_BATCH_TOKENS, _check_items,  # noqa: F401
+                            _epoch_batches, _length_batches, _targets, split_by_question)
+from .prm_head_training import (HeadTrainConfig, _features, _fingerprint, _fit, step_bce,  # noqa: F401
+                                validation_loss)
 from .runs import atomic_dir
 from .steps import step_end_offsets
 from .training import _tqdm_disabled, _weights_hash
@@ -50,48 +57,6 @@ KIND = "head_prm"
 HEAD_FILE = "head.safetensors"
 BACKBONE_DIR = "backbone"
 PADDING_SIDE = "right"  # right: no attention mask needed (pads follow every real token); "left" also works
-SCORE_BATCH_TOKENS = 32768  # rows x width of one scoring forward (CPU memory and speed)
-SCORE_BATCH_ROWS = 256  # most solutions in one scoring forward
-BUCKET_BATCHES = 8  # training: sort by length within chunks of this many batches (less padding)
-
-
-@dataclass(frozen=True)
-class HeadTrainConfig:
-    lr: float = 3e-4  # AdamW peak; paper 3e-5 for PaLM. Our from-scratch 1M backbones: see notes
-    batch_size: int = 128  # solutions per optimizer step (paper 128)
-    dropout: float = 0.05  # on the hidden state before the head (paper)
-    max_epochs: int = 10  # upper bound; early stopping usually ends sooner
-    patience: int = 2  # stop after this many epochs without a better validation loss
-    val_fraction: float = 0.1  # share of QUESTIONS held out for early stopping (0: none, no stopping)
-    freeze_backbone: bool = False  # False: fine-tune all (paper); True: head only on fixed features
-    weight_decay: float = 0.01  # AdamW decay on matrices only
-    warmup_fraction: float = 0.05  # linear warmup over this share of max_epochs' steps, then cosine
-    grad_clip: float = 1.0  # global gradient-norm clip; 0 disables
-    bf16: bool | str = "auto"  # autocast when fine-tuning; "auto" = CUDA only (on CPU fp32 measured faster here)
-    seed: int = 0  # head init, split, batch order, dropout
-    device: str = "auto"  # "auto" = cuda when available, else cpu
-    num_threads: int | None = None  # torch threads while training; None keeps the process setting
-
-    def __post_init__(self) -> None:
-        ints = lambda x, low: isinstance(x, int) and not isinstance(x, bool) and x >= low  # noqa: E731
-        num = lambda x, low, high: (isinstance(x, (int, float)) and not isinstance(x, bool)  # noqa: E731
-                                    and low <= x < high)
-        checks = {"lr": (num(self.lr, 1e-12, 1), "a float in (0, 1)"),
-                  "freeze_backbone": (isinstance(self.freeze_backbone, bool), "True or False"),
-                  "bf16": (self.bf16 in (True, False, "auto"), 'True, False or "auto"'),
-                  "device": (isinstance(self.device, str) and (self.device in ("auto", "cpu")
-                                                               or self.device.startswith("cuda")),
-                             '"auto", "cpu" or "cuda[:N]"'),
-                  "num_threads": (self.num_threads is None or ints(self.num_threads, 1), "None or a positive int"),
-                  "seed": (ints(self.seed, 0), "a non-negative int")}
-        checks.update({f: (ints(getattr(self, f), 1), "a positive int")
-                       for f in ("batch_size", "max_epochs", "patience")})
-        checks.update({f: (num(getattr(self, f), 0, 1), "a float in [0, 1)")
-                       for f in ("dropout", "val_fraction", "warmup_fraction")})
-        checks.update({f: (num(getattr(self, f), 0, math.inf), ">= 0") for f in ("weight_decay", "grad_clip")})
-        for field, (ok, want) in checks.items():
-            if not ok:
-                raise ValueError(f"HeadTrainConfig.{field}={getattr(self, field)!r}: must be {want}")
 
 
 def make_head(hidden_size: int, dropout: float) -> torch.nn.Sequential:
@@ -194,59 +159,6 @@ class HeadPRM:
         return out
 
 
-def _length_batches(todo: list[int], lengths: list[int]) -> list[list[int]]:
-    """Longest first; a batch grows while rows x width stays within the scoring budget."""
-    order, batches = sorted(todo, key=lambda i: -lengths[i]), []
-    for i in order:
-        if batches and len(batches[-1]) < SCORE_BATCH_ROWS and \
-                (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= SCORE_BATCH_TOKENS:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
-
-
-def step_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy over the steps whose target is not NaN (NaN = None = unsupervised)."""
-    keep = ~torch.isnan(targets)
-    if not keep.any():
-        return logits.sum() * 0.0
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits[keep].float(), targets[keep].float())
-
-
-def split_by_question(items: Sequence[LabelledSolution], val_fraction: float,
-                      seed: int) -> tuple[list[LabelledSolution], list[LabelledSolution]]:
-    """(train, validation): a seeded ``val_fraction`` of the distinct question ids goes to validation."""
-    import numpy as np
-
-    qids = sorted({it.question_id for it in items})
-    if val_fraction <= 0:
-        return list(items), []
-    if len(qids) < 2:
-        raise ValueError(f"val_fraction={val_fraction} needs at least 2 distinct questions, got {len(qids)}")
-    n_val = min(len(qids) - 1, max(1, round(val_fraction * len(qids))))
-    held = {qids[i] for i in np.random.default_rng(seed).permutation(len(qids))[:n_val]}
-    return [it for it in items if it.question_id not in held], [it for it in items if it.question_id in held]
-
-
-@torch.inference_mode()
-def validation_loss(prm: HeadPRM, items: Sequence[LabelledSolution]) -> float:
-    """Mean BCE over all labelled steps of ``items`` (eval mode, fp32); what early stopping watches."""
-    enc = prm.encode([it.question for it in items], [it.solution for it in items])
-    total, count = 0.0, 0
-    for rows in _length_batches([i for i, (_, pos) in enumerate(enc) if pos], [len(e[0]) for e in enc]):
-        targets = _targets([items[i] for i in rows]).to(prm.device)
-        keep = int((~torch.isnan(targets)).sum())
-        if keep:
-            total += float(step_bce(prm.logits([enc[i] for i in rows]), targets)) * keep
-            count += keep
-    return total / count if count else float("nan")
-
-
-def _targets(items: Sequence[LabelledSolution]) -> torch.Tensor:
-    return torch.tensor([math.nan if y is None else float(y) for it in items for y in it.labels], dtype=torch.float32)
-
-
 def train_head_prm(backbone_path: str | Path, train: Sequence[LabelledSolution], config: HeadTrainConfig,
                    out_dir: str | Path, name: str = KIND, progress: bool = True) -> tuple[HeadPRM, dict]:
     """Train a head PRM (or ORM) on ``train``; save it to ``out_dir``; return (verifier on CPU, record).
@@ -293,123 +205,6 @@ def train_head_prm(backbone_path: str | Path, train: Sequence[LabelledSolution],
         "num_threads": config.num_threads or old_threads, "config": asdict(config), "fingerprint": fingerprint}
     _save(prm.to("cpu"), out_dir, record, backbone_path, ttc_config)
     return prm, record
-
-
-def _fit(prm: HeadPRM, fit: list[LabelledSolution], val: list[LabelledSolution], config: HeadTrainConfig,
-         progress: bool, desc: str) -> dict:
-    """AdamW epochs with early stopping on ``val``; leaves the best epoch's weights in ``prm``."""
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    t0, frozen = time.perf_counter(), config.freeze_backbone
-    enc = prm.encode([it.question for it in fit], [it.solution for it in fit])
-    targets, lengths = [_targets([it]) for it in fit], np.asarray([len(e[0]) for e in enc])
-    val_tokens = sum(len(e[0]) for e in prm.encode([it.question for it in val], [it.solution for it in val]))
-    feats = _features(prm, enc) if frozen else []  # one feature pass; each epoch trains the head on it
-    tokens, visits, step = int(lengths.sum()) if frozen else 0, 0, 0
-    modules = [prm.head] if frozen else [prm.head, prm.body]
-    trainable = [p for m in modules for p in m.parameters()]
-    opt = torch.optim.AdamW([{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": config.weight_decay},
-                             {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}], lr=config.lr)
-    use_bf16 = not frozen and (config.bf16 is True or (config.bf16 == "auto" and prm.device.type == "cuda"
-                                                         and torch.cuda.is_bf16_supported()))
-    bs = min(config.batch_size, len(fit))
-    total = math.ceil(len(fit) / bs) * config.max_epochs
-    warmup = max(1, round(config.warmup_fraction * total))
-    best: tuple[float, int, list[dict]] = (math.inf, 0, [])
-    train_curve, val_curve = [], []
-    torch.manual_seed(config.seed)
-    bar = tqdm(total=total, desc=desc, disable=not progress or _tqdm_disabled())
-    for epoch in range(1, config.max_epochs + 1):
-        for m in modules:
-            m.train()
-        losses = []
-        for rows in _epoch_batches(lengths, bs, config.seed, epoch):
-            for g in opt.param_groups:  # linear warmup, then cosine to 0 at max_epochs
-                g["lr"] = config.lr * ((step + 1) / warmup if step < warmup else
-                                       0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
-            y = torch.cat([targets[i] for i in rows]).to(prm.device)
-            with torch.autocast(device_type=prm.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = prm.head(torch.cat([feats[i] for i in rows])).squeeze(-1) if frozen \
-                    else prm.logits([enc[i] for i in rows])
-            loss = step_bce(logits.float(), y)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step, visits = step + 1, visits + int((~torch.isnan(y)).sum())
-            tokens += 0 if frozen else int(lengths[rows].sum())
-            losses.append(loss.item())
-            bar.update(1)
-        for m in modules:
-            m.eval()
-        train_curve.append(round(float(np.mean(losses)), 5))
-        val_curve += [round(validation_loss(prm, val), 6)] if val else []
-        bar.set_postfix(loss=train_curve[-1], val=val_curve[-1] if val else None)
-        current = val_curve[-1] if val else -epoch  # no validation: keep the last epoch
-        if current < best[0]:
-            best = (current, epoch, [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in modules])
-        elif val and epoch - best[1] >= config.patience:
-            break
-    bar.close()
-    for m, sd in zip(modules, best[2]):
-        m.load_state_dict(sd)
-    return {"epochs_run": len(train_curve), "best_epoch": best[1], "best_val_loss": best[0] if val else None,
-            "train_loss_curve": train_curve, "val_loss_curve": val_curve, "optimizer_steps": step,
-            "labelled_steps": sum(int((~torch.isnan(t)).sum()) for t in targets), "tokens": tokens,
-            "validation_tokens": val_tokens * len(val_curve), "step_visits": visits, "bf16": use_bf16,
-            "wall_seconds": round(time.perf_counter() - t0, 2)}
-
-
-def _features(prm: HeadPRM, enc: list[tuple[list[int], list[int]]]) -> list[torch.Tensor]:
-    """Per solution, the frozen body's hidden states at its step ends (fp32)."""
-    feats: list[torch.Tensor] = [torch.empty(0)] * len(enc)
-    with torch.no_grad():
-        for rows in _length_batches(list(range(len(enc))), [len(e[0]) for e in enc]):
-            for i, f in zip(rows, prm.hidden([enc[i] for i in rows]).float().split([len(enc[i][1]) for i in rows])):
-                feats[i] = f
-    return feats
-
-
-def _epoch_batches(lengths: Any, bs: int, seed: int, epoch: int) -> list[list[int]]:
-    """One epoch's batches: seeded shuffle, length-sorted within chunks (less padding), batch order shuffled."""
-    import numpy as np
-
-    rng = np.random.default_rng([seed, epoch])
-    perm, batches = rng.permutation(len(lengths)), []
-    for start in range(0, len(perm), bs * BUCKET_BATCHES):
-        part = perm[start:start + bs * BUCKET_BATCHES]
-        part = part[np.argsort(lengths[part], kind="stable")]
-        batches += [part[i:i + bs].tolist() for i in range(0, len(part), bs)]
-    return [batches[b] for b in rng.permutation(len(batches))]
-
-
-def _check_items(items: list[LabelledSolution]) -> None:
-    if not items:
-        raise ValueError("train_head_prm needs at least one LabelledSolution")
-    for k, it in enumerate(items):
-        if not isinstance(it, LabelledSolution):
-            raise ValueError(f"train[{k}] must be a LabelledSolution, got {type(it).__name__}")
-        n = len(step_end_offsets(it.solution))
-        if len(it.labels) != n:
-            raise ValueError(f"train[{k}] (question {it.question_id}): {len(it.labels)} labels for {n} steps")
-        for y in it.labels:
-            if y is not None and not (isinstance(y, (int, float)) and 0 <= y <= 1):
-                raise ValueError(f"train[{k}] (question {it.question_id}): label {y!r} is not None or in [0, 1]")
-    if all(y is None for it in items for y in it.labels):
-        raise ValueError("train_head_prm: every label is None; nothing to train on")
-
-
-def _fingerprint(config: HeadTrainConfig, backbone_key: str, style: str, name: str,
-                 items: list[LabelledSolution]) -> str:
-    """Hash of everything that decides the trained verifier (cache key); device/threads excluded."""
-    h = hashlib.sha256()
-    cfg = {k: v for k, v in asdict(config).items() if k not in ("device", "num_threads")}
-    h.update(json.dumps([cfg, backbone_key, style, name], sort_keys=True).encode())
-    for it in items:
-        h.update(json.dumps([it.question_id, it.question, it.solution, list(it.labels)]).encode())
-    return h.hexdigest()[:16]
 
 
 def _save(prm: HeadPRM, out_dir: Path, record: dict, backbone_path: str | Path, ttc_config: dict) -> None:
