@@ -55,6 +55,14 @@ def one_thread():
     torch.set_num_threads(old)
 
 
+@pytest.fixture(scope="module")
+def tiny_generator(tiny_checkpoint, one_thread):
+    """A Generator on the tiny checkpoint, one per test module (its prefix-reuse store included)."""
+    from ttc_lib.generation import Generator
+
+    return Generator.from_pretrained(tiny_checkpoint, device="cpu")
+
+
 def save_random_lm(path, model_class, config_class, tokenizer, **config):
     """Save a randomly initialised (seed 0) ``model_class`` with ``tokenizer`` as a standard HF
     checkpoint dir: tiny user models, PRM backbones. ``config``: sizes; token ids come from the

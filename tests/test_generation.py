@@ -22,8 +22,8 @@ QC = "Start with 61. Subtract 19, add 3, multiply by 2, add 11. What is the resu
 
 
 @pytest.fixture(scope="module")
-def gen(tiny_checkpoint, one_thread) -> Generator:
-    return Generator.from_pretrained(tiny_checkpoint, device="cpu")
+def gen(tiny_generator) -> Generator:
+    return tiny_generator
 
 
 def _manual_logits(gen: Generator, ids: list[int]) -> torch.Tensor:

@@ -13,14 +13,15 @@ from ttc_lib.prompts import format_prompt
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-QA = "Start with 23. Add 7, multiply by 3, subtract 15. What is the result?"
-QB = "Start with 4. Multiply by 5. What is the result?"
-QC = "Start with 61. Subtract 19, add 3. What is the result?"
+# the tiny corpus's three questions (conftest.TINY_CORPUS): the tiny model has seen their tokens
+QA, QB, QC = ("Start with 23. Add 7, multiply by 3, subtract 15. What is the result?",
+              "Start with 4. Multiply by 5. What is the result?",
+              "Start with 61. Subtract 19, add 3. What is the result?")
 
 
 @pytest.fixture(scope="module")
-def gen(tiny_checkpoint, one_thread) -> Generator:
-    return Generator.from_pretrained(tiny_checkpoint, device="cpu")
+def gen(tiny_generator) -> Generator:
+    return tiny_generator
 
 
 def _ids(gen: Generator, question: str, prefix: str) -> list[int]:
