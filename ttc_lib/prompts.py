@@ -70,6 +70,24 @@ def revision_question(question: str, attempts: Sequence[str]) -> str:
 
 
 REVISION_ATTEMPT, REVISION_MARK = "Attempt:", "Revision:"
+CONTEXT_MODES = ("solved", "attempts")  # what a context row puts before its question (context_question)
+
+
+def context_question(question: str, others: Sequence[tuple[str, str]], mode: str) -> str:
+    """A question preceded by other problems, for training a policy that still answers its own
+    question when text comes before it (ttc_lib/context_rows.py). ``others`` are (question,
+    solution) pairs. "solved": each other question with its solution, one after another (the
+    look of a few-shot prompt); "attempts": their solutions as previous attempts, in exactly the
+    revision format of ``revision_question``. Nothing in the context is about ``question``: the
+    model learns to read past it."""
+    if mode not in CONTEXT_MODES:
+        raise ValueError(f"unknown context mode {mode!r}; known: {list(CONTEXT_MODES)}")
+    if not others:
+        return question
+    if mode == "attempts":
+        return revision_question(question, [solution for _, solution in others])
+    blocks = [q.strip() + STEP_DELIMITER + s.strip() for q, s in others]
+    return STEP_DELIMITER.join(blocks + [question.strip()])
 
 
 def training_text(question: str, solution: str, style: str = "plain") -> tuple[str, str]:
