@@ -165,6 +165,13 @@ def test_solve_never_exceeds_its_budget_and_charges_the_probes(generator, budget
     assert sum(n for _, _, n, _ in runner.calls) <= len(PROBLEMS)  # each question in at most one batched call
 
 
+def test_solve_passes_the_policys_aggregation_rule_to_every_strategy(generator):
+    runner = sampling_runner()
+    solve_many(PROBLEMS, 9, generator=generator, verifier=HashVerifier(), policy=make_policy(aggregate="prod"),
+               seed=1, max_new_tokens=12, runner=runner)
+    assert runner.calls and all(config["aggregate"] == "prod" for *_, config in runner.calls)
+
+
 def test_solve_spreads_questions_over_bins_and_matches_solve_many(generator):
     policy = make_policy()
     many = solve_many(PROBLEMS, 9, generator=generator, verifier=HashVerifier(), policy=policy, seed=1,

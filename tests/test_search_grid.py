@@ -14,11 +14,13 @@ from ttc_lib.tasks.problem import Problem
 
 PROBLEMS = [Problem(id=f"q{i}", question=f"q {i}", answer=str(i), solution="", level=1) for i in range(3)]
 CALLS: list[tuple] = []
+RULES: list[str] = []  # the aggregate rule each call received
 
 
 def fake(generator, verifier, problems, budget, *, seed=0, temperature=1.0, max_new_tokens=256, progress=True,
-         width=4):
+         aggregate="last", width=4):
     CALLS.append((budget, seed, width))
+    RULES.append(aggregate)
     return [SearchResult(p.id, "fake", {"width": width}, budget, seed, p.answer if seed == 0 else "x", [],
                          Cost(10, 5, budget, 7, 3, 2)) for p in problems]
 
@@ -27,6 +29,7 @@ def fake(generator, verifier, problems, budget, *, seed=0, temperature=1.0, max_
 def fake_strategy(monkeypatch):
     monkeypatch.setitem(search.STRATEGIES, "fake", fake)
     CALLS.clear()
+    RULES.clear()
 
 
 def test_grid_crosses_specs_budgets_seeds_and_skips_infeasible_lookahead():
@@ -79,3 +82,9 @@ def test_question_tag_depends_on_the_questions():
     assert question_tag(PROBLEMS) == question_tag(list(PROBLEMS))
     assert question_tag(PROBLEMS) != question_tag(PROBLEMS[:2])
     assert isinstance(Job("fake", (("width", 2),), 4, 0).config_dict, dict)
+
+
+def test_run_jobs_passes_the_aggregation_rule_to_every_job():
+    jobs, _ = grid([{"strategy": "fake", "width": 2}], [4, 8], [0])
+    run_jobs(jobs, None, None, PROBLEMS, max_new_tokens=9, progress=False, aggregate="prod")
+    assert RULES == ["prod"] * len(jobs) and len(jobs) == 2

@@ -312,8 +312,9 @@ def solve_many(problems: Sequence, budget: int, *, generator, verifier, policy: 
     for (_, run_budget, reuse), (choice, members) in groups.items():
         gen, ver = (strategy_models or {}).get(choice.strategy, (generator, verifier))
         own_verifier = choice.strategy in (strategy_models or {})
-        # passed only when not "last": runners written before the rule existed still run by default
-        extra = {**({} if own_verifier or policy.aggregate == "last" else {"aggregate": policy.aggregate}),
+        # the policy's rule scores with the policy's verifier; a strategy with its own verifier
+        # (revisions and their ORM) keeps that verifier's default rule
+        extra = {**({} if own_verifier else {"aggregate": policy.aggregate}),
                  **(strategy_kwargs or {}).get(choice.strategy, {})}
         outs = runner(choice.strategy, gen, ver, [problems[k] for k in members], run_budget, seed=seed,
                       temperature=temperature, max_new_tokens=max_new_tokens, progress=progress,

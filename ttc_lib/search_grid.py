@@ -81,9 +81,7 @@ def run_jobs(jobs: Sequence[Job], generator, verifier, problems: Sequence[Proble
              temperature: float = 1.0, cache: ResultCache | None = None, tag: str = "",
              progress: bool = True, aggregate: str = "last") -> pd.DataFrame:
     """RESULT_COLUMNS rows of every job (module rules); ``aggregate``: how every strategy turns step
-    scores into a score (search.common; not part of the job key, so ``tag`` should name it). It is
-    passed only when not "last", so strategies written before it existed still run by default."""
-    rule = {} if aggregate == "last" else {"aggregate": aggregate}
+    scores into a score (search.common; not part of the job key, so ``tag`` should name it)."""
     references = {p.id: p.answer for p in problems}
     frames, seconds = [], {}
     bar = {} if progress else {"disable": True}
@@ -94,7 +92,7 @@ def run_jobs(jobs: Sequence[Job], generator, verifier, problems: Sequence[Proble
             start = time.perf_counter()
             results = run_strategy(job.strategy, generator, verifier, list(problems), job.budget, seed=job.seed,
                                    temperature=temperature, max_new_tokens=max_new_tokens, progress=False,
-                                   **rule, **job.config_dict)
+                                   aggregate=aggregate, **job.config_dict)
             table = results_table(results, references)
             record = {"rows": table.to_dict(orient="records"), "seconds": round(time.perf_counter() - start, 3)}
             if cache is not None:
