@@ -12,8 +12,9 @@ from ttc_lib.compute import training_flops
 from ttc_lib.models import ModelSpec, load_checkpoint
 from ttc_lib.prompts import EOS_TEXT, training_text
 from ttc_lib.tasks.problem import Problem
+from ttc_lib.parallel_training import train_many
 from ttc_lib.training import (IGNORE_INDEX, TrainConfig, batch_schedule, collate, lr_at, resume_dir,
-                              tokenize_problems, train_many, train_model)
+                              tokenize_problems, train_model)
 
 TINY = ModelSpec("tiny-test", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
 FAST = dict(steps=24, batch_size=8, warmup_steps=4, lr=3e-3, log_every=4, checkpoint_every=5, num_threads=1)
