@@ -91,3 +91,11 @@ def test_prefix_store_lookup_and_budget():
     assert kept.lookup([1, 2, 3, 9])[0] == 0 and kept.lookup([1, 2, 3, 4, 9]) == (4, (1, 0, 1))
     kept.add(store(4, 5), [[1], [2], [3], [4]])  # alone bigger than the budget: not kept
     assert kept.bytes == 640 and kept.lookup([2, 9]) == (0, None)
+
+
+def test_store_columns_put_stem_then_rest_right_aligned():
+    from ttc_lib.prefill import _store_columns
+
+    # cache: stems right-aligned in columns [0, 3), rests right-aligned in [3, 6); store width 4
+    got = _store_columns(stems=[2, 0], rests=[1, 3], width=4, stem_end=3, total=6)
+    assert got.tolist() == [[0, 1, 2, 5], [0, 3, 4, 5]]  # column 0: a pad, reads a real column

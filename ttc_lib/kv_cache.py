@@ -103,12 +103,13 @@ class SharedPrefixCache(Cache):
         self.prepare()
 
     def prepare(self) -> None:
-        """Slot of each row in the (prompt, rank within prompt) grid the prefix attention uses."""
+        """Each row's (prompt, rank within prompt) cell of the grid the prefix attention uses, and
+        the prompts' pad columns: fixed until rows leave, so not recomputed per layer and token."""
         counts = torch.bincount(self.row_prompt, minlength=self.prefix_mask.shape[0])
         starts = counts.cumsum(0) - counts
         self.group = int(counts.max())
-        rank = torch.arange(len(self.row_prompt), device=counts.device) - starts[self.row_prompt]
-        self.slot = self.row_prompt * self.group + rank
+        self.rank = torch.arange(len(self.row_prompt), device=counts.device) - starts[self.row_prompt]
+        self.pad = ~self.prefix_mask[:, None, None, :]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         super().batch_select_indices(indices)
@@ -122,13 +123,15 @@ class SharedPrefixCache(Cache):
         self.prepare()
 
 
-def _softmax_parts(q, k, v, scale, mask=None):
-    """(row max, sum of exp, unnormalised output) of softmax(q k^T * scale) v, in float32."""
-    s = torch.matmul(q, k.transpose(-1, -2)).float() * scale
-    if mask is not None:
-        s = s.masked_fill(~mask, float("-inf"))
+def _softmax_parts(q, k, v, scale, pad=None):
+    """(row max, sum of exp, unnormalised output) of softmax(q k^T * scale) v, in float32; keys
+    where ``pad`` is True are ignored. In place on fresh tensors: fewer allocations per token,
+    the same operations in the same order (bit-identical to the out-of-place form)."""
+    s = torch.matmul(q, k.transpose(-1, -2)).float().mul_(scale)
+    if pad is not None:
+        s.masked_fill_(pad, float("-inf"))
     m = s.amax(-1, keepdim=True)
-    e = (s - m).exp()
+    e = s.sub_(m).exp_()
     return m, e.sum(-1, keepdim=True), torch.matmul(e.to(v.dtype), v).float()
 
 
@@ -142,20 +145,15 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     per_kv, g = heads // kv_heads, c.group
     scale = scaling if scaling is not None else dim ** -0.5
     q = query.reshape(rows, kv_heads, per_kv, dim)  # query heads grouped by their key head (GQA)
-    grid = q.new_zeros(prompts * g, kv_heads, per_kv, dim)
-    grid[c.slot] = q  # the rows of one prompt side by side: its keys are read once for all of them
-    grid = grid.view(prompts, g, kv_heads, per_kv, dim).transpose(1, 2).reshape(prompts, kv_heads, g * per_kv, dim)
-    parts = _softmax_parts(grid, kp, vp, scale, c.prefix_mask[:, None, None, :])
-
-    def back(x):
-        x = x.view(prompts, kv_heads, g, per_kv, -1).transpose(1, 2)
-        return x.reshape(prompts * g, kv_heads, per_kv, -1)[c.slot]
-
-    ma, la, oa = (back(x) for x in parts)
+    # the rows of one prompt side by side: its keys are read once for all of them
+    grid = q.new_zeros(prompts, kv_heads, g, per_kv, dim)
+    grid[c.row_prompt, :, c.rank] = q
+    parts = _softmax_parts(grid.view(prompts, kv_heads, g * per_kv, dim), kp, vp, scale, c.pad)
+    ma, la, oa = (x.view(prompts, kv_heads, g, per_kv, -1)[c.row_prompt, :, c.rank] for x in parts)
     mb, lb, ob = _softmax_parts(q, key, value, scale)  # own tokens: every row has the same count
     m = torch.maximum(ma, mb)
-    wa, wb = (ma - m).exp(), (mb - m).exp()
-    out = (oa * wa + ob * wb) / (la * wa + lb * wb)
+    wa, wb = ma.sub_(m).exp_(), mb.sub_(m).exp_()
+    out = oa.mul_(wa).add_(ob.mul_(wb)).div_(la.mul_(wa).add_(lb.mul_(wb)))
     return out.to(query.dtype).reshape(rows, 1, heads, dim), None
 
 

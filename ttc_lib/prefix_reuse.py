@@ -72,17 +72,21 @@ class PrefixStore:
                 return min(n, len(key) - 1), hit
         return 0, None
 
-    def gather(self, hits: list[tuple[int, tuple[int, int, int]]], width: int) -> tuple[KV, torch.Tensor]:
-        """Per layer (keys, values) of shape (len(hits), heads, width, dim): hit i's first ``n_i``
-        tokens right-aligned, and the (len(hits), width) mask of those columns (hits: lookup's
-        answers, at least one)."""
+    def gather(self, hits: list[tuple[int, tuple[int, int, int]]], width: int, rows: list[int] | None = None,
+               total: int | None = None) -> tuple[KV, torch.Tensor]:
+        """Per layer (keys, values) of shape (total, heads, width, dim) (total: default len(hits))
+        with hit i's first ``n_i`` tokens right-aligned in row ``rows[i]`` (default i), zeros
+        elsewhere, and the (len(hits), width) mask of those columns (hits: lookup's answers, at
+        least one). Writing straight into the caller's rows saves a second copy of the batch."""
+        rows = list(range(len(hits))) if rows is None else rows
         ref = self._stores[hits[0][1][0]][0]  # any kept store: they share layout, dtype, device
-        out = [(k.new_zeros(len(hits), k.shape[1], width, k.shape[3]),
-                v.new_zeros(len(hits), v.shape[1], width, v.shape[3])) for k, v in ref]
+        total = len(hits) if total is None else total
+        out = [(k.new_zeros(total, k.shape[1], width, k.shape[3]),
+                v.new_zeros(total, v.shape[1], width, v.shape[3])) for k, v in ref]
         device = ref[0][0].device
         lengths = torch.tensor([n for n, _ in hits], device=device)
         mask = (torch.arange(width, device=device) >= width - lengths[:, None]).long()
-        for i, (n, (sid, row, col)) in enumerate(hits):  # slice copies: faster than one indexed copy
+        for i, (n, (sid, row, col)) in zip(rows, hits):  # slice copies: faster than one indexed copy
             for (dk, dv), (sk, sv) in zip(out, self._stores[sid][0]):
                 dk[i, :, width - n:] = sk[row, :, col:col + n]
                 dv[i, :, width - n:] = sv[row, :, col:col + n]
