@@ -10,8 +10,9 @@ import pytest
 
 from ttc_lib.generation import Sample
 from ttc_lib.prompts import EOS_TEXT, format_prompt, revision_question
-from ttc_lib.revisions import (RevisionExample, build_revision_data, closest, edit_distance, to_problems,
-                               train_revision_model)
+from ttc_lib.revision_analysis import accuracy_by_ratio, nested_accuracy, pass1_by_step, ratio_label, transitions
+from ttc_lib.revision_training import train_revision_model
+from ttc_lib.revisions import RevisionExample, build_revision_data, closest, edit_distance, to_problems
 from ttc_lib.search import revisions as rv
 from ttc_lib.tasks.problem import Problem
 
@@ -224,10 +225,10 @@ def test_hierarchical_selection_hand_worked():
 def test_transitions_and_pass1_by_step():
     frame = pd.DataFrame({"seed": 0, "question_id": "q", "chain": [0, 0, 0, 0, 1, 1], "step": [0, 1, 2, 3, 0, 1],
                           "correct": [False, True, False, True, True, True]})
-    t = rv.transitions(frame)
+    t = transitions(frame)
     assert t["correct_pairs"] == 2 and t["correct_to_wrong"] == 0.5
     assert t["wrong_pairs"] == 2 and t["wrong_to_correct"] == 1.0
-    table = rv.pass1_by_step(frame)
+    table = pass1_by_step(frame)
     assert table.pass1.tolist() == [0.5, 1.0, 0.0, 1.0] and table.step.tolist() == [1, 2, 3, 4]
 
 
@@ -248,3 +249,24 @@ def test_revision_model_trains_and_keeps_the_checkpoint_after_the_minimum(tiny_c
     assert train_revision_model(tiny_checkpoint, data[:10], data[10:], config, tmp_path / "rev", eval_every=2,
                                 patience=2, progress=False) == record
     assert not (tmp_path / ".rev.work").exists()
+
+
+def test_accuracy_by_ratio_labels_splits_and_nests_by_bin():
+    assert [ratio_label(c, n) for c, n in ((16, 1), (8, 2), (4, 4), (2, 8), (1, 16))] == \
+        ["1:16", "1:4", "1:1", "4:1", "16:1"]
+    rows = [("q1", "selection=majority,chains=4,length=1", 0, True), ("q2", "selection=majority,chains=4,length=1", 0, False),
+            ("q1", "selection=majority,chains=1,length=4", 0, True), ("q2", "selection=majority,chains=1,length=4", 0, True),
+            ("q1", "selection=majority,chains=1,length=4", 1, False), ("q2", "selection=majority,chains=1,length=4", 1, True),
+            ("q1", "selection=hierarchical,chains=1,length=4,verifier=plain", 0, False),
+            ("q2", "selection=hierarchical,chains=1,length=4,verifier=plain", 0, True)]
+    table = pd.DataFrame(rows, columns=["question_id", "config", "seed", "correct"]).assign(budget=4)
+    acc = accuracy_by_ratio(table)
+    seq = acc[(acc.method == "majority") & (acc.chains == 1)]
+    assert list(seq.accuracy) == [1.0, 0.5] and set(seq.ratio_label) == {"4:1"} and set(seq.ratio) == {4.0}
+    assert set(acc.method) == {"majority", "hierarchical/plain"}
+    nested = nested_accuracy(acc)
+    assert nested["majority"]["4:1"][4] == {"mean": 0.75, "std": 0.25}
+    assert nested["majority"]["1:4"][4] == {"mean": 0.5, "std": 0.0}
+    bins = pd.DataFrame({"question_id": ["q1", "q2"], "oracle_bin": [1, 5]})
+    by_bin = nested_accuracy(accuracy_by_ratio(table, bins))
+    assert by_bin["majority"]["4:1"][4] == {1: 0.5, 5: 1.0}

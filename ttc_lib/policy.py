@@ -4,7 +4,7 @@
 thresholds on the *predicted* difficulty score (the mean verifier score of a question's samples,
 as notebook 03 / difficulty.py defines it: 0 for an unfinished sample) and, per predicted bin
 and budget, the chosen strategy and configuration. ``Policy.load`` validates every field and
-names the one at fault.
+names the one at fault (the format's rules: policy_file.py).
 
 ``solve`` / ``solve_many`` apply it to questions the policy has never seen:
 
@@ -43,12 +43,12 @@ from typing import Any, Callable, Sequence
 
 from .compute import Cost
 from .grading import extract_answer
+from .policy_file import FORMAT, VERSION, validate_policy_data
 from .runs import atomic_write_text
 from .search.common import Candidate, SearchResult, config_key, split_total
 from .selection import aggregate, best_of_n, majority, weighted
 from .steps import split_steps
 
-FORMAT, VERSION = "ttc-compute-optimal-policy", 1
 PROBE_SEED_OFFSET = 7_919  # probes never share a seed with the strategy's own samples
 SELECTIONS = {"weighted": weighted, "majority": lambda answers, scores: majority(answers), "naive": best_of_n}
 
@@ -81,7 +81,7 @@ class Policy:
 
     def __post_init__(self) -> None:
         d = self.to_dict()
-        _validate(d, "Policy")  # one set of rules for constructed and loaded policies
+        validate_policy_data(d, "Policy")  # one set of rules for constructed and loaded policies
 
     @property
     def n_bins(self) -> int:
@@ -119,7 +119,7 @@ class Policy:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "policy") -> "Policy":
-        _validate(data, source)
+        validate_policy_data(data, source)
         diff = data["difficulty"]
         choices = {int(b): {int(n): Choice(c["strategy"], dict(c["config"]), c.get("fitted_accuracy"))
                             for n, c in per.items()} for b, per in data["choices"].items()}
@@ -142,76 +142,6 @@ class Policy:
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON: {err}") from None
         return cls.from_dict(data, str(path))
-
-
-def _fail(source: str, name: str, problem: str) -> None:
-    raise ValueError(f"{source}: field '{name}' {problem}")
-
-
-def _number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _positive_int_key(text: Any) -> bool:
-    return isinstance(text, str) and text.isdigit() and int(text) >= 1
-
-
-def _validate(data: Any, source: str) -> None:
-    """Every rule of policy.json; the error names the field (dotted path)."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{source}: a policy must be a JSON object, got {type(data).__name__}")
-    for name in ("format", "version", "envelope", "difficulty", "probe", "choices"):
-        if name not in data:
-            _fail(source, name, "is missing")
-    if data["format"] != FORMAT:
-        _fail(source, "format", f"must be {FORMAT!r}, got {data['format']!r}")
-    if data["version"] != VERSION:
-        _fail(source, "version", f"must be {VERSION}, got {data['version']!r}")
-    if not isinstance(data["envelope"], str) or not data["envelope"]:
-        _fail(source, "envelope", "must be a non-empty string")
-    diff = data["difficulty"]
-    if not isinstance(diff, dict):
-        _fail(source, "difficulty", "must be an object")
-    for name in ("aggregate", "higher_is_easier", "thresholds"):
-        if name not in diff:
-            _fail(source, f"difficulty.{name}", "is missing")
-    if diff["aggregate"] not in ("last", "min", "prod"):
-        _fail(source, "difficulty.aggregate", f"must be 'last', 'min' or 'prod', got {diff['aggregate']!r}")
-    if not isinstance(diff["higher_is_easier"], bool):
-        _fail(source, "difficulty.higher_is_easier", "must be true or false")
-    edges = diff["thresholds"]
-    if not isinstance(edges, list) or not edges or not all(_number(t) for t in edges):
-        _fail(source, "difficulty.thresholds", "must be a non-empty list of finite numbers")
-    if any(b < a for a, b in zip(edges, edges[1:])):
-        _fail(source, "difficulty.thresholds", f"must be ascending, got {edges}")
-    probe = data["probe"]
-    if not isinstance(probe, dict) or "samples" not in probe:
-        _fail(source, "probe.samples", "is missing")
-    if not isinstance(probe["samples"], int) or isinstance(probe["samples"], bool) or probe["samples"] < 1:
-        _fail(source, "probe.samples", f"must be an int >= 1, got {probe['samples']!r}")
-    choices = data["choices"]
-    if not isinstance(choices, dict):
-        _fail(source, "choices", "must be an object bin -> budget -> choice")
-    expected = {str(b) for b in range(1, len(edges) + 2)}
-    if set(choices) != expected:
-        _fail(source, "choices", f"must have exactly the bins {sorted(expected, key=int)} "
-                                 f"(thresholds define {len(edges) + 1}), got {sorted(choices)}")
-    for b, per in choices.items():
-        if not isinstance(per, dict) or not per:
-            _fail(source, f"choices.{b}", "must be a non-empty object budget -> choice")
-        for n, c in per.items():
-            where = f"choices.{b}.{n}"
-            if not _positive_int_key(n):
-                _fail(source, where, "key must be a positive integer budget")
-            if not isinstance(c, dict):
-                _fail(source, where, "must be an object")
-            if not isinstance(c.get("strategy"), str) or not c.get("strategy"):
-                _fail(source, f"{where}.strategy", "must be a non-empty string")
-            if not isinstance(c.get("config", None), dict):
-                _fail(source, f"{where}.config", "must be an object")
-            acc = c.get("fitted_accuracy")
-            if acc is not None and not (_number(acc) and 0 <= acc <= 1):
-                _fail(source, f"{where}.fitted_accuracy", f"must be null or in [0, 1], got {acc!r}")
 
 
 # ------------------------------------------------------------------------------------ solve
