@@ -171,3 +171,58 @@ def test_checkpoint_record_reads_ttc_training_or_counts_params(tmp_path, tiny_to
     tiny_tokenizer.save_pretrained(theirs)
     record = checkpoint_record(theirs)
     assert record["params"] == count_params(model) and record["tokens"] is None and record["training_flops"] is None
+
+
+# ------------------------------------------------------------------ model_identity (cache keys)
+def test_model_identity_is_the_training_fingerprint_and_changes_when_retrained(tmp_path, tiny_tokenizer):
+    from ttc_lib.models import model_identity
+
+    path = tmp_path / "policy"
+    save_checkpoint(build_model(TINY, tiny_tokenizer, seed=1), tiny_tokenizer, path, {"training": {"fingerprint": "f1"}})
+    first = model_identity(path)
+    assert first == "f1" and model_identity(path) == first  # stable while the checkpoint is unchanged
+    save_checkpoint(build_model(TINY, tiny_tokenizer, seed=2), tiny_tokenizer, path, {"training": {"fingerprint": "f2"}})
+    assert model_identity(path) == "f2"  # retrained in place: a new identity at the same path
+    assert model_identity("owner/model") == "owner/model"  # a hub id is its own identity
+
+
+def test_model_identity_of_a_checkpoint_without_fingerprint_follows_its_files(tmp_path, tiny_tokenizer):
+    import time
+
+    from ttc_lib.models import model_identity
+
+    path = tmp_path / "own"
+    save_checkpoint(build_model(TINY, tiny_tokenizer, seed=1), tiny_tokenizer, path, {"name": "own"})
+    first = model_identity(path)
+    load_checkpoint(path)  # reading it changes nothing
+    assert model_identity(path) == first
+    time.sleep(0.05)  # file times tick in jiffies: the rewrite must land on a later one
+    save_checkpoint(build_model(TINY, tiny_tokenizer, seed=2), tiny_tokenizer, path, {"name": "own"})
+    assert model_identity(path) != first
+
+
+def test_model_identity_of_saved_verifiers(tmp_path, tiny_tokenizer):
+    import time
+
+    from ttc_lib.models import identity_tag, model_identity
+    from ttc_lib.verifier import save_verifier_config
+
+    head = tmp_path / "head"
+    save_verifier_config(head, "head_prm", name="head", backbone="backbone", fingerprint="h1")
+    assert model_identity(head) == "h1"  # a trained head: its fingerprint (backbone, data, config)
+
+    backbone = save_checkpoint(build_model(TINY, tiny_tokenizer, seed=1), tiny_tokenizer, tmp_path / "bb", {})
+    likelihood = tmp_path / "likelihood"
+    save = lambda coef: save_verifier_config(likelihood, "likelihood_prm", backbone=str(backbone), coef=coef)  # noqa: E731
+    save([1.0, 2.0])
+    first = model_identity(likelihood)
+    save([1.0, 2.0])  # refitted to the same numbers (02 re-saves it every run): same identity
+    assert model_identity(likelihood) == first
+    save([1.0, 3.0])
+    refit = model_identity(likelihood)
+    assert refit != first
+    time.sleep(0.05)
+    save_checkpoint(build_model(TINY, tiny_tokenizer, seed=2), tiny_tokenizer, backbone, {})
+    assert model_identity(likelihood) != refit  # same coefficients on a retrained backbone: another verifier
+
+    assert identity_tag(policy="owner/model", verifier=head, reviser=None) == "policy=owner/model|verifier=h1"

@@ -242,3 +242,19 @@ def test_solve_runs_the_real_strategies_within_budget(generator, chosen):
         else:  # the fitted budget 4 <= the remaining 5
             assert r.strategy_budget == 4 and policy.probe_samples < r.cost.generations <= 6
         assert r.cost.verifier_tokens >= r.probe_cost.verifier_tokens
+
+
+def test_evaluate_policy_cache_is_keyed_by_the_models_tag(generator, tmp_path):
+    from ttc_lib.policy import evaluate_policy
+
+    runner = sampling_runner()
+    kwargs = dict(generator=generator, verifier=HashVerifier(), policy=make_policy(), max_new_tokens=12, runner=runner)
+    run = lambda tag: evaluate_policy(PROBLEMS[:3], [6], cache_path=tmp_path / "c.jsonl", progress=False,  # noqa: E731
+                                      tag=tag, **kwargs)
+    run("policy=a|verifier=x")
+    calls = len(runner.calls)
+    assert calls > 0
+    run("policy=a|verifier=x")
+    assert len(runner.calls) == calls  # same models: from the cache
+    run("policy=b|verifier=x")
+    assert len(runner.calls) > calls  # a policy model retrained at the same path is solved with again

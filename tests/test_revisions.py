@@ -270,3 +270,44 @@ def test_accuracy_by_ratio_labels_splits_and_nests_by_bin():
     bins = pd.DataFrame({"question_id": ["q1", "q2"], "oracle_bin": [1, 5]})
     by_bin = nested_accuracy(accuracy_by_ratio(table, bins))
     assert by_bin["majority"]["4:1"][4] == {1: 0.5, 5: 1.0}
+
+
+# ------------------------------------------------------------ caches are keyed by the models' identities
+def test_sweep_cache_is_not_served_under_another_model_tag(tiny_tokenizer, tmp_path):
+    gen, cache = StubGenerator(tiny_tokenizer), tmp_path / "sweep.jsonl"
+    run = lambda tag: rv.sweep(gen, PROBLEMS, [2], seeds=[0], verifiers={"v": (StubVerifier(), False)},  # noqa: E731
+                               max_new_tokens=6, cache_path=cache, progress=False, tag=tag)
+    first = run("reviser=a|v=x")
+    calls = len(gen.calls)
+    assert calls > 0
+    pd.testing.assert_frame_equal(run("reviser=a|v=x"), first)
+    assert len(gen.calls) == calls  # same models: read back from the cache
+    run("reviser=b|v=x")
+    assert len(gen.calls) > calls  # another reviser at the same path: its chains are generated again
+    calls = len(gen.calls)
+    run("reviser=a|v=y")
+    assert len(gen.calls) > calls  # another verifier: chains and scores again
+
+
+def test_sample_answers_of_a_policy_retrained_in_place_are_not_the_old_ones(tmp_path, tiny_tokenizer, one_thread):
+    from ttc_lib.generation import Generator
+    from ttc_lib.models import ModelSpec, build_model, identity_tag, save_checkpoint
+    from ttc_lib.revisions import sample_answers
+
+    spec = ModelSpec("tiny-test", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
+    path, cache = tmp_path / "policy", tmp_path / "samples.jsonl"
+
+    def answers(seed):  # notebook 01 (re)training the policy at the same path, then notebook 05 sampling it
+        save_checkpoint(build_model(spec, tiny_tokenizer, seed=seed), tiny_tokenizer, path,
+                        {"training": {"fingerprint": f"run{seed}"}})
+        gen = Generator.from_pretrained(path, device="cpu")
+        fresh = sample_answers(gen, PROBLEMS, 2, temperature=1.0, max_new_tokens=8, seed=0, progress=False)
+        cached = sample_answers(gen, PROBLEMS, 2, temperature=1.0, max_new_tokens=8, seed=0, progress=False,
+                                cache_path=cache, tag=identity_tag(policy=path))
+        return fresh, cached
+
+    fresh1, cached1 = answers(1)
+    pd.testing.assert_frame_equal(cached1, fresh1)
+    fresh2, cached2 = answers(2)
+    assert fresh2.text.tolist() != fresh1.text.tolist()  # the two policies do answer differently
+    pd.testing.assert_frame_equal(cached2, fresh2)  # the retrained policy's own samples, not the cached ones

@@ -27,7 +27,8 @@ Rules
   question id + a hash of (question, prefix, every config field that changes results). Each
   generator batch is flushed as soon as it is done, so a killed run loses at most the batch in
   flight and a rerun skips every cached key. One cache_dir belongs to ONE generator checkpoint:
-  the key does not (cannot, for arbitrary generators) identify the model.
+  the key does not (cannot, for arbitrary generators) identify the model, so the caller names the
+  folder after it (notebook 02: ``models.checkpoint_id`` of the policy's weights).
 * ``frame.attrs["throughput"]`` reports work done by THIS call (cached work is not counted).
 """
 

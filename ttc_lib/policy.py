@@ -268,10 +268,12 @@ def solve_many(problems: Sequence, budget: int, *, generator, verifier, policy: 
 
 
 def evaluate_policy(problems: Sequence, budgets: Sequence[int], *, cache_path, chunk_size: int = 16,
-                    seed: int = 0, progress: bool = True, **solve_kwargs):
+                    seed: int = 0, progress: bool = True, tag: str = "", **solve_kwargs):
     """``solve_many`` on ``problems`` at each total budget, graded against each problem's answer;
     cached per (budget, seed, question, policy and settings) in a runs.ResultCache at ``cache_path`` (an interrupted
-    run resumes). One row per (budget, question): answer, correct, bin, method, difficulty
+    run resumes). The generator, verifier and strategy models are objects, not in the key: ``tag``
+    must name them (``models.identity_tag(...)``), or retrained models at the same paths are
+    served the old answers. One row per (budget, question): answer, correct, bin, method, difficulty
     score, strategy budget and the full cost (probes included)."""
     import pandas as pd
     from tqdm.auto import tqdm
@@ -284,8 +286,9 @@ def evaluate_policy(problems: Sequence, budgets: Sequence[int], *, cache_path, c
     cache = ResultCache(cache_path)
     fitted = {k: v for k, v in solve_kwargs["policy"].to_dict().items() if k != "meta"}
     settings = {k: v for k, v in solve_kwargs.items() if isinstance(v, (int, float, str, bool))}
-    tag = hashlib.sha1(json.dumps([fitted, settings], sort_keys=True).encode()).hexdigest()[:12]
-    key = lambda budget, p: f"{budget}|{seed}|{p.id}|{tag}"  # noqa: E731 (a refitted policy is re-run)
+    what = [fitted, settings] + ([tag] if tag else [])  # no tag: the keys of caches written before tags existed
+    digest = hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
+    key = lambda budget, p: f"{budget}|{seed}|{p.id}|{digest}"  # noqa: E731 (a refitted policy is re-run)
     jobs = [(b, [p for p in problems[i:i + chunk_size] if key(b, p) not in cache])
             for b in budgets for i in range(0, len(problems), chunk_size)]
     for budget, chunk in tqdm([j for j in jobs if j[1]], desc="solve (budget, chunk)", disable=not progress):

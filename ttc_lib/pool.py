@@ -20,7 +20,8 @@ Rules
   proportion to their prompt + generated tokens, and a text's share split evenly over its copies
   (integers, largest remainder; the chunk total is exact). Unscored samples get 0.
 * Resume: finished questions are stored in a ``runs.ResultCache`` keyed by question id and
-  every knob that changes the samples or their scores; a killed run redoes at most one chunk.
+  every knob that changes the samples or their scores, the models' identities included (through
+  ``cache_tag``: ``models.identity_tag``); a killed run redoes at most one chunk.
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ def sample_pool(generator, verifier, problems: Sequence[Problem], n_samples: int
 
     ``rows_per_call`` samples (whole questions, at least one) go to the generator per call; the
     result does not depend on it. ``df.attrs["timing"]``: seconds and samples of the sampling
-    and scoring done in this call (cached questions excluded)."""
+    and scoring done in this call (cached questions excluded). ``cache`` keys hold the question,
+    these settings and the verifier's name; ``cache_tag`` must name the generator and verifier
+    themselves (``models.identity_tag(policy=..., verifier=...)``), or models retrained at the same
+    paths are served the old samples and scores."""
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     if rows_per_call < 1:

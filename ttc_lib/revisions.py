@@ -94,13 +94,16 @@ def question_rng(seed: int, question_id: str, salt: int = 0) -> np.random.Genera
 
 def sample_answers(generator, problems: Sequence[Problem], n: int, *, temperature: float, max_new_tokens: int,
                    seed: int = 0, cache_path: str | Path | None = None, chunk_size: int = 32,
-                   progress: bool = True) -> pd.DataFrame:
+                   progress: bool = True, tag: str = "") -> pd.DataFrame:
     """n sampled answers per problem, graded: one row per (question_id, sample) with text, answer,
-    finished, correct, tokens. Cached per chunk of questions (resumable)."""
+    finished, correct, tokens. Cached per chunk of questions (resumable) under keys of the
+    question and these settings; the generator object is not in the key, so ``tag`` must name
+    it (``models.identity_tag(policy=path)``) or a retrained generator reuses the old samples."""
     from tqdm.auto import tqdm
 
     cache = ResultCache(cache_path) if cache_path else None
-    key = lambda p: f"{p.id}|n={n}|t={temperature}|m={max_new_tokens}|s={seed}"  # noqa: E731
+    suffix = f"|{tag}" if tag else ""  # no tag: the keys of caches written before tags existed
+    key = lambda p: f"{p.id}|n={n}|t={temperature}|m={max_new_tokens}|s={seed}{suffix}"  # noqa: E731
     rows = {}
     chunks = [list(problems[i:i + chunk_size]) for i in range(0, len(problems), chunk_size)]
     for chunk in tqdm(chunks, desc="revision data samples", **({} if progress else {"disable": True})):

@@ -243,24 +243,28 @@ def revisions(generator, verifier, problems, budget: int, *, seed: int = 0, temp
 def sweep(generator, problems, budgets: Sequence[int], *, seeds: Sequence[int], verifiers: dict,
           temperature: float = 1.0, max_new_tokens: int = 256, max_context: int = MAX_CONTEXT,
           cache_path=None, chunk_size: int = 16, lengths: Sequence[int] | None = None,
-          progress: bool = True) -> pd.DataFrame:
+          progress: bool = True, tag: str = "") -> pd.DataFrame:
     """Attempts of every (chains, length) in ``ratio_grid`` of each budget, for every seed: the
     staircase of chains (or chains of the ``lengths`` given) runs once per (seed, question) and
     each verifier in ``verifiers`` (name -> (verifier, with_context) or (verifier, with_context,
     aggregate rule), "last" when left out) scores every attempt.
-    Cached per chunk of questions (runs.ResultCache at ``cache_path``): an interrupted sweep resumes."""
+    Cached per chunk of questions (runs.ResultCache at ``cache_path``): an interrupted sweep resumes.
+    Keys hold the seed, the question, these settings and the verifiers' NAMES; ``tag`` must name
+    the models themselves (``models.identity_tag(reviser=path, <verifier name>=path, ...)``), or
+    a retrained generator or verifier at the same path is served the old chains and scores."""
     from ..runs import ResultCache
 
     lengths = list(lengths) if lengths else staircase([cfg for n in budgets for cfg in ratio_grid(n)])
     problems = list(problems)
     cache = ResultCache(cache_path) if cache_path else None
     rules = {name: v[2] if len(v) > 2 else "last" for name, v in verifiers.items()}  # "last": old cache keys hold
-    tag = (f"L={','.join(map(str, lengths))}|T={temperature}|m={max_new_tokens}|ctx={max_context}"
-           f"|v={','.join(n if rules[n] == 'last' else f'{n}:{rules[n]}' for n in verifiers)}")
+    settings = (f"L={','.join(map(str, lengths))}|T={temperature}|m={max_new_tokens}|ctx={max_context}"
+                f"|v={','.join(n if rules[n] == 'last' else f'{n}:{rules[n]}' for n in verifiers)}"
+                + (f"|{tag}" if tag else ""))  # no tag: the keys of caches written before tags existed
     frames = []
     jobs = [(s, problems[i:i + chunk_size]) for s in seeds for i in range(0, len(problems), chunk_size)]
     for s, chunk in tqdm(jobs, desc="revision sweep (seed, chunk)", **({} if progress else {"disable": True})):
-        key = lambda p: f"{s}|{p.id}|{tag}"  # noqa: E731
+        key = lambda p: f"{s}|{p.id}|{settings}"  # noqa: E731
         todo = [p for p in chunk if cache is None or key(p) not in cache]
         if todo:
             attempts = run_chains(generator, todo, lengths, seed=s, temperature=temperature,
