@@ -28,8 +28,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from .compute import forward_flops, training_flops
+
+if TYPE_CHECKING:  # annotations only: pandas is imported where a table is built
+    import pandas as pd
 
 PAPER_R = (0.16, 0.79, 22.0)  # D_inference / D_pretrain values of the paper's Figure 9
 VARIANTS = {"arxiv": 2.0, "iclr": 4.0}  # inference FLOPs per parameter per token
