@@ -10,7 +10,8 @@ import pytest
 
 from ttc_lib.generation import Sample
 from ttc_lib.prompts import EOS_TEXT, format_prompt, revision_question
-from ttc_lib.revision_analysis import accuracy_by_ratio, nested_accuracy, pass1_by_step, ratio_label, transitions
+from ttc_lib.revision_analysis import (accuracy_by_ratio, best_ratios, nested_accuracy, pass1_by_step, ratio_label,
+                                      transitions)
 from ttc_lib.revision_training import train_revision_model
 from ttc_lib.revisions import RevisionExample, build_revision_data, closest, edit_distance, to_problems
 from ttc_lib.search import revisions as rv
@@ -270,6 +271,17 @@ def test_accuracy_by_ratio_labels_splits_and_nests_by_bin():
     bins = pd.DataFrame({"question_id": ["q1", "q2"], "oracle_bin": [1, 5]})
     by_bin = nested_accuracy(accuracy_by_ratio(table, bins))
     assert by_bin["majority"]["4:1"][4] == {1: 0.5, 5: 1.0}
+
+
+def test_best_ratios_lists_ties_instead_of_breaking_them_by_order():
+    acc = pd.DataFrame({"method": "m", "budget": 16, "bin": [1, 1, 1, 2, 2, 2],
+                        "ratio_label": ["16:1", "1:1", "1:16"] * 2, "ratio": [16.0, 1.0, 1 / 16] * 2,
+                        "seed": 0, "accuracy": [1.0, 1.0, 1.0, 0.5, 0.75, 0.25]})
+    best = best_ratios(acc).set_index("bin")
+    assert best.loc[1, "ratio_label"] == "1:16 = 1:1 = 16:1" and best.loc[1, "tied"] == 3
+    assert best.loc[2, "ratio_label"] == "1:1" and best.loc[2, "accuracy"] == 0.75 and best.loc[2, "tied"] == 1
+    overall = best_ratios(acc.drop(columns="bin").assign(accuracy=[1.0, 0.5, 0.5, 1.0, 0.5, 0.5]))
+    assert list(overall.ratio_label) == ["16:1"] and "bin" not in overall
 
 
 # ------------------------------------------------------------ caches are keyed by the models' identities

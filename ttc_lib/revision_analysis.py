@@ -69,3 +69,18 @@ def nested_accuracy(acc: pd.DataFrame) -> dict:
         out.setdefault(m, {}).setdefault(r, {})[int(n)] = {"mean": round(float(g.accuracy.mean()), 4),
                                                            "std": round(float(g.accuracy.std(ddof=0)), 4)}
     return out
+
+
+def best_ratios(acc: pd.DataFrame, tolerance: float = 1e-9) -> pd.DataFrame:
+    """Per (method, budget[, bin]) of an ``accuracy_by_ratio`` table: the ratio(s) with the highest
+    mean accuracy over seeds. Ties are kept, not broken by table order: ``ratio_label`` joins every
+    tied label, most parallel first ("1:16 = 1:1"), and ``tied`` counts them — on an easy bin every
+    ratio is often at 1.0, which says nothing about which ratio is better."""
+    keys = ["method", "budget"] + (["bin"] if "bin" in acc else [])
+    means = acc.groupby(keys + ["ratio_label", "ratio"]).accuracy.mean().reset_index()
+    rows = []
+    for key, g in means.groupby(keys):
+        top = g[g.accuracy >= g.accuracy.max() - tolerance].sort_values("ratio")
+        rows.append({**dict(zip(keys, key)), "ratio_label": " = ".join(top.ratio_label),
+                     "accuracy": float(g.accuracy.max()), "tied": len(top)})
+    return pd.DataFrame(rows, columns=keys + ["ratio_label", "accuracy", "tied"])
