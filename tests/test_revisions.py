@@ -303,7 +303,8 @@ def test_sweep_cache_is_not_served_under_another_model_tag(tiny_tokenizer, tmp_p
 
 def test_sample_answers_of_a_policy_retrained_in_place_are_not_the_old_ones(tmp_path, tiny_tokenizer, one_thread):
     from ttc_lib.generation import Generator
-    from ttc_lib.models import ModelSpec, build_model, identity_tag, save_checkpoint
+    from ttc_lib.model_identity import identity_tag
+    from ttc_lib.models import ModelSpec, build_model, save_checkpoint
     from ttc_lib.revisions import sample_answers
 
     spec = ModelSpec("tiny-test", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)

@@ -28,7 +28,7 @@ Rules
   generator batch is flushed as soon as it is done, so a killed run loses at most the batch in
   flight and a rerun skips every cached key. One cache_dir belongs to ONE generator checkpoint:
   the key does not (cannot, for arbitrary generators) identify the model, so the caller names the
-  folder after it (notebook 02: ``models.checkpoint_id`` of the policy's weights).
+  folder after it (notebook 02: ``model_identity.checkpoint_id`` of the policy's weights).
 * ``frame.attrs["throughput"]`` reports work done by THIS call (cached work is not counted).
 """
 

@@ -272,7 +272,7 @@ def evaluate_policy(problems: Sequence, budgets: Sequence[int], *, cache_path, c
     """``solve_many`` on ``problems`` at each total budget, graded against each problem's answer;
     cached per (budget, seed, question, policy and settings) in a runs.ResultCache at ``cache_path`` (an interrupted
     run resumes). The generator, verifier and strategy models are objects, not in the key: ``tag``
-    must name them (``models.identity_tag(...)``), or retrained models at the same paths are
+    must name them (``model_identity.identity_tag(...)``), or retrained models at the same paths are
     served the old answers. One row per (budget, question): answer, correct, bin, method, difficulty
     score, strategy budget and the full cost (probes included)."""
     import pandas as pd

@@ -21,7 +21,7 @@ Rules
   (integers, largest remainder; the chunk total is exact). Unscored samples get 0.
 * Resume: finished questions are stored in a ``runs.ResultCache`` keyed by question id and
   every knob that changes the samples or their scores, the models' identities included (through
-  ``cache_tag``: ``models.identity_tag``); a killed run redoes at most one chunk.
+  ``cache_tag``: ``model_identity.identity_tag``); a killed run redoes at most one chunk.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def sample_pool(generator, verifier, problems: Sequence[Problem], n_samples: int
     result does not depend on it. ``df.attrs["timing"]``: seconds and samples of the sampling
     and scoring done in this call (cached questions excluded). ``cache`` keys hold the question,
     these settings and the verifier's name; ``cache_tag`` must name the generator and verifier
-    themselves (``models.identity_tag(policy=..., verifier=...)``), or models retrained at the same
+    themselves (``model_identity.identity_tag(policy=..., verifier=...)``), or models retrained at the same
     paths are served the old samples and scores."""
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")

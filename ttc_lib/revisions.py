@@ -98,7 +98,7 @@ def sample_answers(generator, problems: Sequence[Problem], n: int, *, temperatur
     """n sampled answers per problem, graded: one row per (question_id, sample) with text, answer,
     finished, correct, tokens. Cached per chunk of questions (resumable) under keys of the
     question and these settings; the generator object is not in the key, so ``tag`` must name
-    it (``models.identity_tag(policy=path)``) or a retrained generator reuses the old samples."""
+    it (``model_identity.identity_tag(policy=path)``) or a retrained generator reuses the old samples."""
     from tqdm.auto import tqdm
 
     cache = ResultCache(cache_path) if cache_path else None

@@ -173,7 +173,7 @@ def _last_byte(path: Path) -> bytes:
 
 class ResultCache:
     """Append-only JSONL store of finished work keyed by a string (question, config, seed, and the
-    ``models.model_identity`` of the models that did the work: paths outlive retraining).
+    ``model_identity.model_identity`` of the models that did the work: paths outlive retraining).
 
     Each ``put`` appends one line and flushes, so killing the process loses at most the record
     being written; a torn last line is ignored on reload. Re-running a loop skips keys present.

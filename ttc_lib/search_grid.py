@@ -10,7 +10,7 @@ Rules
   lookahead and DVTS are run separately at each budget: their runs are not prefixes of each
   other) and flattens the results with ``search.results_table`` (RESULT_COLUMNS). Each finished
   job is one record of a ``runs.ResultCache`` keyed by the job and ``tag`` (which should name
-  the question set, the models' identities (``models.model_identity``, not their paths: a
+  the question set, the models' identities (``model_identity.model_identity``, not their paths: a
   retrained model keeps its path) and sampling knobs), so a killed run redoes at most the job in flight.
   ``df.attrs["seconds"]``: wall seconds per job key (cached jobs keep their first run's time).
 * ``pool_jobs`` evaluates best-of-N from notebook 03's pool (``search.best_of_n.from_pool``) at
@@ -83,7 +83,7 @@ def run_jobs(jobs: Sequence[Job], generator, verifier, problems: Sequence[Proble
              progress: bool = True, aggregate: str = "last") -> pd.DataFrame:
     """RESULT_COLUMNS rows of every job (module rules); ``aggregate``: how every strategy turns step
     scores into a score (search.common; not part of the job key, so ``tag`` should name it). Nor are
-    the generator and verifier: ``tag`` must name them too (``models.model_identity`` of their paths,
+    the generator and verifier: ``tag`` must name them too (``model_identity.model_identity`` of their paths,
     not the paths), or models retrained at the same paths are served the old results."""
     references = {p.id: p.answer for p in problems}
     frames, seconds = [], {}

@@ -250,7 +250,7 @@ def sweep(generator, problems, budgets: Sequence[int], *, seeds: Sequence[int], 
     aggregate rule), "last" when left out) scores every attempt.
     Cached per chunk of questions (runs.ResultCache at ``cache_path``): an interrupted sweep resumes.
     Keys hold the seed, the question, these settings and the verifiers' NAMES; ``tag`` must name
-    the models themselves (``models.identity_tag(reviser=path, <verifier name>=path, ...)``), or
+    the models themselves (``model_identity.identity_tag(reviser=path, <verifier name>=path, ...)``), or
     a retrained generator or verifier at the same path is served the old chains and scores."""
     from ..runs import ResultCache
 
