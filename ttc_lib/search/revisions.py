@@ -257,9 +257,9 @@ def sweep(generator, problems, budgets: Sequence[int], *, seeds: Sequence[int], 
     lengths = list(lengths) if lengths else staircase([cfg for n in budgets for cfg in ratio_grid(n)])
     problems = list(problems)
     cache = ResultCache(cache_path) if cache_path else None
-    rules = {name: v[2] if len(v) > 2 else "last" for name, v in verifiers.items()}  # "last": old cache keys hold
+    rules = {name: v[2] if len(v) > 2 else "last" for name, v in verifiers.items()}
     settings = (f"L={','.join(map(str, lengths))}|T={temperature}|m={max_new_tokens}|ctx={max_context}"
-                f"|v={','.join(n if rules[n] == 'last' else f'{n}:{rules[n]}' for n in verifiers)}"
+                f"|v={','.join(f'{n}:{rules[n]}' for n in verifiers)}"
                 + (f"|{tag}" if tag else ""))  # no tag: the keys of caches written before tags existed
     frames = []
     jobs = [(s, problems[i:i + chunk_size]) for s in seeds for i in range(0, len(problems), chunk_size)]
