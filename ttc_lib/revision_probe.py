@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
-from .grading import extract_answer, grade_answer
+from .evaluation import grade_samples
 from .prompts import revision_question
 from .revisions import question_rng
 from .tasks.problem import Problem
@@ -63,12 +64,12 @@ def probe_contexts(generator, problems: Sequence[Problem], attempts: pd.DataFram
     prompts = [revision_question(p.question, (ctx,) if ctx else ()) for p, _, ctx in items]
     samples = generator.sample(prompts, n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
                                progress=False)
-    rows = []
-    for (problem, condition, context), group in zip(items, samples):
-        right = [s.finish_reason != "length" and (a := extract_answer(s.text)) is not None
-                 and grade_answer(a, problem.answer) for s in group]
-        rows.append({"question_id": problem.id, "condition": condition, "context": context,
-                     "pass1": sum(right) / len(right), "samples": len(right)})
+    graded = grade_samples([p for p, _, _ in items], samples)  # a truncated answer is never graded
+    graded["item"] = np.repeat(np.arange(len(items)), [len(group) for group in samples])
+    per_item = graded.groupby("item").correct.agg(["mean", "size"])
+    rows = [{"question_id": problem.id, "condition": condition, "context": context,
+             "pass1": float(per_item.loc[i, "mean"]), "samples": int(per_item.loc[i, "size"])}
+            for i, (problem, condition, context) in enumerate(items)]
     return pd.DataFrame(rows, columns=["question_id", "condition", "context", "pass1", "samples"])
 
 
