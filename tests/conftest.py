@@ -63,6 +63,31 @@ def tiny_generator(tiny_checkpoint, one_thread):
     return Generator.from_pretrained(tiny_checkpoint, device="cpu")
 
 
+@pytest.fixture(scope="session")
+def trained_policy(tmp_path_factory):
+    """(checkpoint dir, 3 test problems) of a tiny policy trained for a few seconds: it writes
+    multi-step solutions ending in \\boxed{} (wrong arithmetic, varied answers), which is all the
+    search logic and the step-round reuse need (a random model almost never closes a step)."""
+    import torch
+
+    from ttc_lib.prompts import training_text
+    from ttc_lib.tasks.arithmetic import ArithmeticWorld, make_splits
+    from ttc_lib.tokenizer import build_tokenizer
+    from ttc_lib.training import TrainConfig, train_model
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train, test = make_splits(ArithmeticWorld(min_ops=1, max_ops=3), n_train=400, n_test=3, seed=0)
+        tok = build_tokenizer(["".join(training_text(p.question, p.solution)) for p in train], 300)
+        path = tmp_path_factory.mktemp("trained_policy")
+        train_model(train, tok, "tiny", TrainConfig(steps=120, batch_size=16, warmup_steps=10, lr=1e-2,
+                                                    checkpoint_every=0, bf16=False), path, progress=False)
+    finally:
+        torch.set_num_threads(old)
+    return path, test
+
+
 def save_random_lm(path, model_class, config_class, tokenizer, **config):
     """Save a randomly initialised (seed 0) ``model_class`` with ``tokenizer`` as a standard HF
     checkpoint dir: tiny user models, PRM backbones. ``config``: sizes; token ids come from the

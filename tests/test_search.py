@@ -43,19 +43,9 @@ class HashVerifier:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, one_thread):
-    """A tiny policy trained for a few seconds: it writes multi-step solutions ending in \\boxed{}
-    (wrong arithmetic, varied answers), which is all the search logic needs."""
-    from ttc_lib.prompts import training_text
-    from ttc_lib.tasks.arithmetic import ArithmeticWorld, make_splits
-    from ttc_lib.tokenizer import build_tokenizer
-    from ttc_lib.training import TrainConfig, train_model
-
-    train, test = make_splits(ArithmeticWorld(min_ops=1, max_ops=3), n_train=400, n_test=3, seed=0)
-    tok = build_tokenizer(["".join(training_text(p.question, p.solution)) for p in train], 300)
-    path = tmp_path_factory.mktemp("search_policy")
-    train_model(train, tok, "tiny", TrainConfig(steps=120, batch_size=16, warmup_steps=10, lr=1e-2,
-                                                checkpoint_every=0, bf16=False), path, progress=False)
+def world(trained_policy, one_thread):
+    """conftest's tiny trained policy as a Generator, and its 3 test problems."""
+    path, test = trained_policy
     return Generator.from_pretrained(path, device="cpu"), test
 
 

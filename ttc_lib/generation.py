@@ -80,8 +80,9 @@ class Generator:
     cache footprint. ``kv_cache``: "auto" ("shared" for architectures kv_cache.py supports: each
     prompt's keys stored once, cascade attention; else "dynamic": transformers' DynamicCache).
     Decode buffers are kept between calls (faster on CPU); one call at a time (not thread-safe).
-    ``reuse_prefixes``: keep recent calls' prompt keys/values (prefix_reuse.py), so a prompt that
-    extends an earlier one (the next beam-search round) prefills only its new tokens.
+    ``reuse_prefixes``: keep recent calls' prompt keys/values and the keys/values of the steps
+    they sampled (prefix_reuse.py), so a prompt that extends an earlier one by one of its sampled
+    steps (the next beam-search round) prefills only the step's closing token.
     """
 
     def __init__(self, model, tokenizer, *, prompt_style: str = "plain", device: str | torch.device = "auto",
@@ -292,7 +293,7 @@ class Generator:
         rows = [slice(*spans[u]) for u in distinct]
         if self.kv_cache == "dynamic":
             cache, logits, mask = plain_prefill(self.model, [enc[u] for u in distinct], rows, len(chunk), self.pad_id)
-            return cache, logits, torch.cat([mask, mask.new_ones(len(chunk), max_new)], dim=1)
+            return cache, logits, torch.cat([mask, mask.new_ones(len(chunk), max_new)], dim=1), None
         members: dict[int, list[int]] = {}
         for u in distinct:
             members.setdefault(group[u], []).append(u)
@@ -304,20 +305,28 @@ class Generator:
         budget = PREFILL_TOKENS if self.device.type != "cuda" else 16 * PREFILL_TOKENS
         cache, logits = shared_prefill(self.model, self._pool, [enc[u] for u in distinct], stems, rows,
                                        len(chunk), max_new - 1, self.pad_id, budget, self.prefixes)
-        if self.prefixes is not None:  # before decoding: compaction replaces cache.prefix
-            self.prefixes.add(cache.prefix, [enc[u] for u in distinct])
-        return cache, logits, None
+        if self.prefixes is None:
+            return cache, logits, None, None
+        # before decoding: compaction replaces cache.prefix
+        kept = [enc[u] for u in distinct]
+        return cache, logits, None, (self.prefixes.add(cache.prefix, kept), kept, cache.row_prompt.tolist())
 
     @torch.inference_mode()
     def _decode_chunk(self, chunk, enc, group, bases, step_mode, temperature, top_p, max_new) -> list[Sample]:
         """Prefill the chunk's prompts, then decode all its rows together until each one stops."""
-        cache, logits, attn = self._prefill(chunk, enc, group, max_new)
+        cache, logits, attn, kept = self._prefill(chunk, enc, group, max_new)
         keys = torch.tensor([row_key(bases[u], i) for u, i in chunk], device=self.device)
         next_pos = torch.tensor([len(enc[u]) for u, _ in chunk], device=self.device)
         shared = attn is None
+        # sampled steps' own keys/values: the next round's prompts end with one of these steps
+        steps_kv = [] if step_mode and kept is not None else None
         with attention_implementation(self.model, ATTENTION) if shared else nullcontext():
             rows = decode(self.model, self.tokenizer, cache, logits, keys=keys, next_pos=next_pos, attn=attn,
                           tables=self._token_tables(logits.shape[-1]), step_mode=step_mode,
-                          temperature=temperature, top_p=top_p, max_new=max_new)
+                          temperature=temperature, top_p=top_p, max_new=max_new, steps_kv=steps_kv)
+        if steps_kv:
+            parent, prompts, row_prompt = kept
+            self.prefixes.add_steps(parent, prompts, [(row_prompt[r], rows[r].ids, kv, i) for origin, kv in steps_kv
+                                                      for i, r in enumerate(origin)])
         self.generated_tokens += sum(len(r.ids) for r in rows)
         return [Sample(final_text(self.tokenizer, r, step_mode), len(r.ids), r.reason) for r in rows]

@@ -23,6 +23,8 @@ from transformers.cache_utils import DynamicCache
 from .kv_cache import KVPool, SharedPrefixCache
 from .prefix_reuse import PrefixStore
 
+PAD_TOKENS = 128  # padding a prefill sub-batch may gain before a separate forward is cheaper
+
 
 def left_pad(seqs: list[list[int]], pad_id: int, device: torch.device, offsets: list[int] | None = None):
     """(ids, mask, positions) of ``seqs`` left-padded to one width; positions start at
@@ -42,13 +44,16 @@ def left_pad(seqs: list[list[int]], pad_id: int, device: torch.device, offsets: 
 def _plan(prompts: list[list[int]], stems: list[int], budget: int, reused: list[bool]) -> list[list[int]]:
     """Prompt indices cut into prefill sub-batches of about ``budget`` tokens, groups kept whole
     where they fit (``prompts`` arrive ordered so that a group's prompts are adjacent). A reused
-    stem (``reused[j]``) is read, not run: it costs no tokens."""
+    stem (``reused[j]``) is read, not run: it costs no tokens; reused prompts (which arrive
+    last, by rest length) also start a new sub-batch where joining would pad the batch by more
+    than PAD_TOKENS (a forward costs less)."""
     batches, cur, stem_w, rest_w, n_stems = [], [], 0, 0, 0
     for j, p in enumerate(prompts):
         run = stems[j] > 0 and not reused[j]
         new_stem = run and not (cur and prompts[cur[-1]][:stems[cur[-1]]] == p[:stems[j]])
         sw, rw = max(stem_w, stems[j] if run else 0), max(rest_w, len(p) - stems[j])
-        if cur and (len(cur) + 1) * rw + (n_stems + new_stem) * sw > budget:
+        if cur and ((len(cur) + 1) * rw + (n_stems + new_stem) * sw > budget
+                    or reused[j] and len(cur) * (rw - rest_w) > PAD_TOKENS):
             batches.append(cur)
             cur, stem_w, rest_w, n_stems = [], 0, 0, 0
             new_stem, sw, rw = run, stems[j] if run else 0, len(p) - stems[j]
@@ -73,8 +78,13 @@ def shared_prefill(model, pool: KVPool, prompts: list[list[int]], stems: list[in
     hits = [reuse.lookup(p) if reuse is not None else (0, None) for p in prompts]
     reused = [n > 0 and n >= s for (n, _), s in zip(hits, stems)]
     stems = [n if r else s for (n, _), s, r in zip(hits, stems, reused)]
+    # reused prompts last, by how many tokens they still run: a prompt whose kept prefix is short
+    # (a step tokenised differently from how it was sampled) would pad a batch of one-token rests
+    order = [j for j in range(len(prompts)) if not reused[j]]
+    order += sorted((j for j in range(len(prompts)) if reused[j]), key=lambda j: len(prompts[j]) - stems[j])
+    plan = _plan([prompts[j] for j in order], [stems[j] for j in order], budget, [reused[j] for j in order])
     store = last = None
-    for js in _plan(prompts, stems, budget, reused):
+    for js in ([order[i] for i in batch] for batch in plan):
         run = [stems[j] > 0 and not reused[j] for j in js]
         stem_keys = list(dict.fromkeys(tuple(prompts[j][:stems[j]]) for j, r in zip(js, run) if r))
         cache = DynamicCache(config=model.config)
@@ -107,7 +117,7 @@ def shared_prefill(model, pool: KVPool, prompts: list[list[int]], stems: list[in
         src = _store_columns([stems[j] for j in js], [len(prompts[j]) - stems[j] for j in js], width,
                              stem_end, total)
         src = (src + total * torch.arange(len(js))[:, None]).reshape(-1).to(device)
-        at = slice(js[0], js[-1] + 1)  # _plan's batches are runs of consecutive prompts
+        at = torch.tensor(js, device=device)
         for (ks, vs), layer in zip(store, cache.layers):
             for dst, x in ((ks, layer.keys), (vs, layer.values)):
                 flat = x.transpose(1, 2).reshape(len(js) * total, -1)  # (prompt, column) rows
