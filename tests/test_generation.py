@@ -288,3 +288,17 @@ def test_shared_prefix_attention_matches_dynamic_cache(tiny_tokenizer, arch):
     assert got == dynamic.sample_steps(*args, **kw)
     assert {s.finish_reason for row in got for s in row} >= {"step", "length"}
     assert shared.sample(*args[::2], **kw) == dynamic.sample(*args[::2], **kw)
+
+
+@pytest.mark.parametrize("m, n, d", [(1, 3, 8), (1, 12, 32), (4, 60, 32), (2, 5, 7)])
+def test_small_attention_products_equal_matmul(m, n, d):
+    """kv_cache._products: broadcast products below SMALL_PRODUCT, matmul above, same values."""
+    from ttc_lib.kv_cache import SMALL_PRODUCT, _products
+
+    g = torch.Generator().manual_seed(m * 100 + n)
+    q, k = torch.randn(5, 3, m, d, generator=g), torch.randn(5, 3, n, d, generator=g)
+    e = torch.rand(5, 3, m, n, generator=g)
+    torch.testing.assert_close(_products(q, k, True), q @ k.transpose(-1, -2), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(_products(e, k, False), e @ k, rtol=1e-5, atol=1e-5)
+    assert _products(q, k, True).shape == (5, 3, m, n) and _products(e, k, False).shape == (5, 3, m, d)
+    assert (m * n * d < SMALL_PRODUCT) == (m < 4)  # the cases cover both branches

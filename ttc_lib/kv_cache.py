@@ -123,16 +123,31 @@ class SharedPrefixCache(Cache):
         self.prepare()
 
 
+SMALL_PRODUCT = 400  # multiply-adds per matrix below which CPU bmm runs a slow plain loop
+
+
+def _products(a: torch.Tensor, b: torch.Tensor, transpose_b: bool) -> torch.Tensor:
+    """``a @ b`` (``a @ b^T`` if ``transpose_b``) over the leading batch dims. A decode row's first
+    own tokens make a tiny product per (row, head) (1 x 8 x 32 at head_dim 32) that CPU bmm runs
+    as a plain loop, 3-5x slower than the same products as one broadcast multiply and sum
+    (docs/benchmarks.md); bigger products keep the matmul."""
+    inner, n = a.shape[-1], (b.shape[-2] if transpose_b else b.shape[-1])
+    if a.device.type != "cpu" or a.shape[-2] * inner * n >= SMALL_PRODUCT:
+        return torch.matmul(a, b.transpose(-1, -2) if transpose_b else b)
+    if transpose_b:  # (..., m, 1, d) * (..., 1, n, d) summed over d
+        return (a.unsqueeze(-2) * b.unsqueeze(-3)).sum(-1)
+    return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)  # (..., m, k, 1) * (..., 1, k, d) over k
+
+
 def _softmax_parts(q, k, v, scale, pad=None):
     """(row max, sum of exp, unnormalised output) of softmax(q k^T * scale) v, in float32; keys
-    where ``pad`` is True are ignored. In place on fresh tensors: fewer allocations per token,
-    the same operations in the same order (bit-identical to the out-of-place form)."""
-    s = torch.matmul(q, k.transpose(-1, -2)).float().mul_(scale)
+    where ``pad`` is True are ignored. In place on fresh tensors: fewer allocations per token."""
+    s = _products(q, k, True).float().mul_(scale)
     if pad is not None:
         s.masked_fill_(pad, float("-inf"))
     m = s.amax(-1, keepdim=True)
     e = s.sub_(m).exp_()
-    return m, e.sum(-1, keepdim=True), torch.matmul(e.to(v.dtype), v).float()
+    return m, e.sum(-1, keepdim=True), _products(e.to(v.dtype), v, False).float()
 
 
 def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
