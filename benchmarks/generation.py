@@ -6,11 +6,15 @@
 same questions, n and token budget. (2) Step-wise sampling in the beam-search pattern, against
 (1)'s full-solution throughput per generated token, --step-n next steps per (question, prefix)
 (the first value, 4 = beam width M, gives the reported ratio): "rounds" = per question up to
---prefixes of the policy's own finished samples followed step by step, one sample_steps call per
-round for the whole block, round r asking for step r+1 after each sample's first r steps (each
-round's prompts are the last round's plus one step, as in beam search), with the Generator's
-prefix reuse (the reported ratio) and without it ("no reuse", a second Generator on the same
-model); "fresh" = one call on unrelated pairs of one random depth per question, no previous round.
+--prefixes chains, each started from the first step of one of the policy's own finished samples
+and then continued by the first step sampled for it in the last round (as a beam survivor is;
+the chain ends when that sample is final or cut off), one sample_steps call per round for the
+whole block, so each round's prompts are the last round's plus one step the Generator sampled:
+with the Generator's reuse of prompts and sampled steps (the reported ratio), and the same rounds
+without it ("no reuse", a second Generator on the same model); "full-sample prefixes" = chains
+that follow the full samples' own later steps (prompts extend the last round's by a step the
+step calls did not sample: only the prompt part is reused); "fresh" = one call on unrelated pairs
+of one random depth per question, no previous round.
 
 Without --checkpoint the "small" policy (hidden 128, 4 layers, 4 heads, MLP 512) is trained on the
 synthetic world for --train-steps first (~1-2 min on 2 cores; kept in --work-dir, a rerun reuses
@@ -39,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ttc_lib.generation import Generator  # noqa: E402
 from ttc_lib.prompts import format_prompt, training_text  # noqa: E402
-from ttc_lib.steps import prefix_text, split_steps  # noqa: E402
+from ttc_lib.steps import STEP_DELIMITER, prefix_text, split_steps  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -116,26 +120,28 @@ def beam_pairs(questions: list[str], samples: list[list], per_question: int,
     return out_q, out_p
 
 
-def beam_rounds(questions: list[str], samples: list[list], per_question: int,
-                rng: random.Random) -> list[tuple[list[str], list[str], list[int]]]:
-    """(questions, prefixes, streams) of each round when up to ``per_question`` finished samples
-    per question are followed step by step: round r holds each followed sample's first r steps
-    (r >= 1) while it has a step after them. Equal prefixes of one question get distinct streams,
-    as beam search gives duplicate beams."""
-    chains = []
+def first_chains(questions: list[str], samples: list[list], per_question: int,
+                 rng: random.Random) -> list[tuple[str, list[str], int]]:
+    """Up to ``per_question`` of each question's finished multi-step samples as (question, steps,
+    stream): chains of one question with the same first step get distinct streams, as beam search
+    gives duplicate beams."""
+    chains, seen = [], {}
     for question, row in zip(questions, samples):
         solutions = [split_steps(s.text) for s in row if s.finish_reason == "end"]
         solutions = [steps for steps in solutions if len(steps) > 1]
-        chains += [(question, steps) for steps in rng.sample(solutions, min(per_question, len(solutions)))]
+        for steps in rng.sample(solutions, min(per_question, len(solutions))):
+            seen[question, steps[0]] = seen.get((question, steps[0]), -1) + 1
+            chains.append((question, steps, seen[question, steps[0]]))
+    return chains
+
+
+def full_sample_rounds(chains: list[tuple[str, list[str], int]]) -> list[tuple[list[str], list[str], list[int]]]:
+    """(questions, prefixes, streams) of each round when the chains follow their full samples:
+    round r holds each sample's first r steps (r >= 1) while it has a step after them."""
     out = []
-    for r in range(1, max((len(steps) for _, steps in chains), default=0)):
-        qs, ps, streams, seen = [], [], [], {}
-        for question, steps in chains:
-            if len(steps) > r:
-                prefix = prefix_text(steps[:r])
-                seen[question, prefix] = seen.get((question, prefix), -1) + 1
-                qs.append(question), ps.append(prefix), streams.append(seen[question, prefix])
-        out.append((qs, ps, streams))
+    for r in range(1, max((len(steps) for _, steps, _ in chains), default=0)):
+        live = [(q, prefix_text(steps[:r]), st) for q, steps, st in chains if len(steps) > r]
+        out.append(tuple(list(x) for x in zip(*live)))
     return out
 
 
@@ -169,13 +175,22 @@ def main() -> None:
         variants["generator[kv_cache=dynamic]"] = Generator(gen.model, gen.tokenizer, device="cpu",
                                                              max_batch_rows=args.rows, kv_cache="dynamic")
     plain = Generator(gen.model, gen.tokenizer, device="cpu", max_batch_rows=args.rows, reuse_prefixes=False)
-    step_names = [f"steps n={sn}" for sn in args.step_n]  # rounds, reusing the last round's prompts
-    kinds = {"": gen, " no reuse": plain, " fresh": plain}
+    step_names = [f"steps n={sn}" for sn in args.step_n]  # rounds following sampled steps
+    kinds = {"": gen, " no reuse": plain, " full-sample prefixes": gen, " fresh": plain}
     tokens = {k: 0 for k in [*variants, "generate", *(s + k for k in kinds for s in step_names)]}
     seconds = dict.fromkeys(tokens, 0.0)
     samples = dict.fromkeys(tokens, 0)
     size = -(-len(questions) // args.blocks)
     rng, n_pairs, reasons = random.Random(0), 0, []
+
+    def step_call(name, g, sn, seed, qs, ps, streams):
+        out, dt = timed(lambda: g.sample_steps(qs, ps, sn, max_new_tokens=args.step_max_new_tokens,
+                                               seed=seed, streams=streams, progress=False), name)
+        tokens[name] += sum(s.num_tokens for row in out for s in row)
+        seconds[name] += dt
+        samples[name] += len(out) * sn
+        return out
+
     for b in range(0, len(questions), size):
         block = questions[b:b + size]
         for name, g in variants.items():
@@ -190,22 +205,31 @@ def main() -> None:
         tokens["generate"] += n_tok
         seconds["generate"] += dt
         samples["generate"] += len(block) * args.n
-        rounds = beam_rounds(block, full, args.prefixes, rng)
-        fresh = [(*beam_pairs(block, full, args.prefixes, rng), None)]
-        n_pairs += sum(len(q) for q, _, _ in rounds)
+        chains = first_chains(block, full, args.prefixes, rng)
+        replays = {" full-sample prefixes": full_sample_rounds(chains),
+                   " fresh": [(*beam_pairs(block, full, args.prefixes, rng), None)]}
         for sn, base in zip(args.step_n, step_names):
-            for kind, g in kinds.items():
-                name = base + kind
+            for g in (gen, plain):
                 if g.prefixes is not None:
                     g.prefixes.clear()  # nothing from the full-solution calls or the other n
-                for r, (qs, ps, streams) in enumerate(fresh if kind == " fresh" else rounds):
-                    out, dt = timed(lambda: g.sample_steps(qs, ps, sn, max_new_tokens=args.step_max_new_tokens,
-                                                           seed=b + r, streams=streams, progress=False), name)
-                    tokens[name] += sum(s.num_tokens for row in out for s in row)
-                    seconds[name] += dt
-                    samples[name] += len(out) * sn
-                    if kind == "":
-                        reasons += [s.finish_reason for row in out for s in row]
+            live = [(q, prefix_text(steps[:1]), st) for q, steps, st in chains]
+            replays[" no reuse"] = []
+            while live:  # beam-search rounds: each chain continued by its first sampled step
+                qs, ps, streams = (list(x) for x in zip(*live))
+                seed = b + len(replays[" no reuse"])
+                out = step_call(base, gen, sn, seed, qs, ps, streams)
+                replays[" no reuse"].append((qs, ps, streams))
+                if sn == args.step_n[0]:
+                    n_pairs += len(qs)
+                    reasons += [s.finish_reason for row in out for s in row]
+                live = [(q, p + row[0].text + STEP_DELIMITER, st) for q, p, st, row in zip(qs, ps, streams, out)
+                        if row[0].finish_reason == "step"]
+            for kind in (" no reuse", " full-sample prefixes", " fresh"):
+                g = kinds[kind]
+                if g.prefixes is not None:
+                    g.prefixes.clear()
+                for r, (qs, ps, streams) in enumerate(replays[kind]):
+                    step_call(base + kind, g, sn, b + r, qs, ps, streams)
     rate = {k: tokens[k] / seconds[k] for k in tokens}
     for k in tokens:
         print(f"{k:28s} {seconds[k]:7.1f}s {tokens[k]:9d} tokens {rate[k]:9.0f} tokens/s "
