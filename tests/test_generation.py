@@ -189,6 +189,16 @@ def test_token_logprobs_match_full_forward(gen):
         assert [len(gen.tokenizer.decode(sol[:j + 1])) for j in range(len(sol))] == list(tl.end_offsets)
 
 
+
+def test_token_logprobs_do_not_depend_on_batching(gen):
+    """teacher_forcing's plan (shared stems, pieces, batches) changes the batches, not the values."""
+    questions = [QA, QA, QA, QB, QC]
+    solutions = ["23+7=30\n30*3=90", "23+7=30\n30*3=91", "23+7=31", "4*5=20\n\\boxed{20}", "61-19=42"]
+    one_row = Generator(gen.model, gen.tokenizer, device="cpu", max_batch_rows=1)
+    for a, b in zip(gen.token_logprobs(questions, solutions), one_row.token_logprobs(questions, solutions)):
+        assert a.token_ids == b.token_ids and a.end_offsets == b.end_offsets
+        torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=1e-5)
+
 def _chi2_upper(dof: int, z: float = 3.09) -> float:
     """Wilson-Hilferty: the chi-square quantile at normal quantile z (3.09 ~ p = 0.001)."""
     return dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3

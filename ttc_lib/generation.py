@@ -36,15 +36,15 @@ from tqdm.auto import tqdm
 
 from .kv_cache import ATTENTION, SAFE_MODEL_TYPES, KVPool, attention_implementation, supports_shared_prefix
 from .decoding import decode, final_text
-from .prefill import plain_prefill, share_groups, shared_prefill, stem_logprobs
+from .prefill import plain_prefill, shared_prefill
 from .prefix_reuse import PrefixStore
 from .prompts import PROMPT_STYLES, format_prompt
 from .sampling import _GOLDEN, mix32, prompt_key, row_key
 from .steps import STEP_DELIMITER
+from .teacher_forcing import teacher_forced_logprobs
 
 CPU_KV_BUDGET = 4 << 30  # bytes of KV cache per chunk on CPU; CUDA uses 40% of free memory
 PREFILL_TOKENS = 1024  # tokens per prefill forward on CPU (x16 on CUDA)
-LOGITS_BUDGET = 1 << 27  # floats of logits per token_logprobs forward (vocab can be 150k)
 REUSE_BYTES = 1 << 29  # earlier calls' prompt keys/values kept on CPU; CUDA keeps 10% of free memory
 
 
@@ -172,40 +172,10 @@ class Generator:
             raise ValueError(f"{len(questions)} questions but {len(solutions)} solutions")
         prompts = self.tokenizer([format_prompt(q, self.prompt_style) for q in questions])["input_ids"]
         sol_ids, ends = self._solution_tokens(solutions)
-        vocab = self.model.get_output_embeddings().weight.shape[0]
         seqs = [p + s for p, s in zip(prompts, sol_ids)]
-        # Solutions sharing leading tokens (samples of one question, beam-search children of one
-        # parent) run those tokens once (prefill.share_groups / stem_logprobs): beam search
-        # re-scores whole prefixes every round, which dominated its time before.
-        groups = share_groups([seqs[k] for k in range(len(seqs)) if sol_ids[k]])
-        index = [k for k in range(len(seqs)) if sol_ids[k]]
-        max_rows = self.max_batch_rows or 512
-        pieces = []  # big groups cut into pieces that fit one batch on their own
-        for stem, members in groups:
-            members = [index[j] for j in members]
-            own = max(len(seqs[k]) - stem for k in members)
-            size = max(1, min(max_rows, 65536 // (stem + own), LOGITS_BUDGET // ((own + 1) * vocab)))
-            pieces += [(stem, members[i:i + size]) for i in range(0, len(members), size)]
-        # batches pad every member to the longest own part (the members are most of the rows): by
-        # own length, longest first, then by stem
-        groups = sorted(pieces, key=lambda g: (-max(len(seqs[k]) - g[0] for k in g[1]), -g[0]))
-        values: dict[int, list[float]] = {}
-        while groups:
-            # grow while rows, tokens and logits stay within the budgets and the own parts are at
-            # least half the batch's longest (padding the rest to it would waste more than a forward)
-            batch = [groups.pop(0)]
-            while groups:
-                cand = batch + [groups[0]]
-                rows = sum(len(m) for _, m in cand)
-                stem_w = max(stem for stem, _ in cand)
-                own_w = max(len(seqs[k]) - stem for stem, m in cand for k in m)
-                if rows > max_rows or rows * (own_w + 1) * vocab > LOGITS_BUDGET \
-                        or 2 * max(len(seqs[k]) - groups[0][0] for k in groups[0][1]) < own_w \
-                        or rows * (stem_w + own_w) > 65536 or len(cand) * stem_w * vocab > LOGITS_BUDGET:
-                    break
-                batch.append(groups.pop(0))
-            values.update(stem_logprobs(self.model, seqs, [len(p) for p in prompts],
-                                        [(stem, m) for stem, m in batch], self.pad_id))
+        values = teacher_forced_logprobs(self.model, seqs, [len(p) for p in prompts],
+                                         [k for k in range(len(seqs)) if sol_ids[k]], self.pad_id,
+                                         self.max_batch_rows or 512)
         out = [TokenLogprobs(tuple(sol_ids[k]), tuple(values.get(k, ())), tuple(ends[k])) for k in range(len(seqs))]
         return out  # type: ignore[return-value]
 
