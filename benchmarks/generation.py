@@ -183,12 +183,17 @@ def main() -> None:
     size = -(-len(questions) // args.blocks)
     rng, n_pairs, reasons = random.Random(0), 0, []
 
+    def record(name, n_tokens, dt, n_samples):
+        tokens[name] += n_tokens
+        seconds[name] += dt
+        samples[name] += n_samples
+
     def step_call(name, g, sn, seed, qs, ps, streams):
+        if seed == b and g.prefixes is not None:
+            g.prefixes.clear()  # a workload's first round: nothing from the full-solution calls or other runs
         out, dt = timed(lambda: g.sample_steps(qs, ps, sn, max_new_tokens=args.step_max_new_tokens,
                                                seed=seed, streams=streams, progress=False), name)
-        tokens[name] += sum(s.num_tokens for row in out for s in row)
-        seconds[name] += dt
-        samples[name] += len(out) * sn
+        record(name, sum(s.num_tokens for row in out for s in row), dt, len(out) * sn)
         return out
 
     for b in range(0, len(questions), size):
@@ -196,40 +201,29 @@ def main() -> None:
         for name, g in variants.items():
             out, dt = timed(lambda: g.sample(block, args.n, max_new_tokens=args.max_new_tokens,
                                              seed=b, progress=False), name)
-            tokens[name] += sum(s.num_tokens for row in out for s in row)
-            seconds[name] += dt
-            samples[name] += len(block) * args.n
+            record(name, sum(s.num_tokens for row in out for s in row), dt, len(block) * args.n)
             if name == "generator":
                 full = out  # the step workload is cut from these samples
         n_tok, dt = timed(lambda: hf_generate(gen, block, args.n, args.max_new_tokens, args.rows), "generate")
-        tokens["generate"] += n_tok
-        seconds["generate"] += dt
-        samples["generate"] += len(block) * args.n
+        record("generate", n_tok, dt, len(block) * args.n)
         chains = first_chains(block, full, args.prefixes, rng)
         replays = {" full-sample prefixes": full_sample_rounds(chains),
                    " fresh": [(*beam_pairs(block, full, args.prefixes, rng), None)]}
         for sn, base in zip(args.step_n, step_names):
-            for g in (gen, plain):
-                if g.prefixes is not None:
-                    g.prefixes.clear()  # nothing from the full-solution calls or the other n
             live = [(q, prefix_text(steps[:1]), st) for q, steps, st in chains]
-            replays[" no reuse"] = []
+            replays[" no reuse"] = own = []  # the rounds below, replayed without reuse
             while live:  # beam-search rounds: each chain continued by its first sampled step
                 qs, ps, streams = (list(x) for x in zip(*live))
-                seed = b + len(replays[" no reuse"])
-                out = step_call(base, gen, sn, seed, qs, ps, streams)
-                replays[" no reuse"].append((qs, ps, streams))
+                out = step_call(base, gen, sn, b + len(own), qs, ps, streams)
+                own.append((qs, ps, streams))
                 if sn == args.step_n[0]:
                     n_pairs += len(qs)
                     reasons += [s.finish_reason for row in out for s in row]
                 live = [(q, p + row[0].text + STEP_DELIMITER, st) for q, p, st, row in zip(qs, ps, streams, out)
                         if row[0].finish_reason == "step"]
             for kind in (" no reuse", " full-sample prefixes", " fresh"):
-                g = kinds[kind]
-                if g.prefixes is not None:
-                    g.prefixes.clear()
                 for r, (qs, ps, streams) in enumerate(replays[kind]):
-                    step_call(base + kind, g, sn, b + r, qs, ps, streams)
+                    step_call(base + kind, kinds[kind], sn, b + r, qs, ps, streams)
     rate = {k: tokens[k] / seconds[k] for k in tokens}
     for k in tokens:
         print(f"{k:28s} {seconds[k]:7.1f}s {tokens[k]:9d} tokens {rate[k]:9.0f} tokens/s "

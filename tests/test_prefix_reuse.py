@@ -104,8 +104,8 @@ def test_prefix_store_sampled_steps_extend_their_prompt():
     prompts, own = _kv(2, 4), _kv(3, 5)  # 512 + 960 bytes
     kept = PrefixStore(2000)
     parent = kept.add(prompts, [[1, 2, 3], [7, 8, 9, 10]])
-    # steps: (prompt index, sampled ids with their stop token last, own keys/values, row in them)
-    kept.add_steps(parent, [[1, 2, 3], [7, 8, 9, 10]], [(0, [4, 5, 99], own, 1), (1, [6], own, 2)])
+    # steps: (prompt ids, sampled ids with their stop token last, own keys/values, row in them)
+    kept.add_steps(parent, [([1, 2, 3], [4, 5, 99], own, 1), ([7, 8, 9, 10], [6], own, 2)])
     assert kept.bytes == 512 + 960  # a one-token step (only its stop token) keeps nothing
     # the next round's prompt = the old prompt + the step + its stop token: only that token runs
     assert _where(kept.lookup([1, 2, 3, 4, 5, 99])) == (5, 1, [(0, 1, 3), (1, 0, 2)])
@@ -118,7 +118,7 @@ def test_prefix_store_sampled_steps_extend_their_prompt():
             assert torch.equal(out[1, :, 2:5], p[0, :, 1:4]) and torch.equal(out[1, :, 5:6], o[1, :, 0:1])
     kept.add(_kv(2, 5), [[50, 51]])  # 640 more bytes: the oldest store, the prompts, goes, its steps too
     assert kept.bytes == 640 and kept.lookup([1, 2, 3, 4, 5, 99]) == (0, None)
-    kept.add_steps(parent, [[1, 2, 3]], [(0, [4, 5, 99], own, 1)])  # its prompt store is gone: ignored
+    kept.add_steps(parent, [([1, 2, 3], [4, 5, 99], own, 1)])  # its prompt store is gone: ignored
     assert kept.bytes == 640
 
 

@@ -275,11 +275,9 @@ class Generator:
         budget = PREFILL_TOKENS if self.device.type != "cuda" else 16 * PREFILL_TOKENS
         cache, logits = shared_prefill(self.model, self._pool, [enc[u] for u in distinct], stems, rows,
                                        len(chunk), max_new - 1, self.pad_id, budget, self.prefixes)
-        if self.prefixes is None:
-            return cache, logits, None, None
-        # before decoding: compaction replaces cache.prefix
-        kept = [enc[u] for u in distinct]
-        return cache, logits, None, (self.prefixes.add(cache.prefix, kept), kept, cache.row_prompt.tolist())
+        # kept before decoding: compaction replaces cache.prefix
+        kept = self.prefixes.add(cache.prefix, [enc[u] for u in distinct]) if self.prefixes is not None else None
+        return cache, logits, None, kept
 
     @torch.inference_mode()
     def _decode_chunk(self, chunk, enc, group, bases, step_mode, temperature, top_p, max_new) -> list[Sample]:
@@ -289,14 +287,13 @@ class Generator:
         next_pos = torch.tensor([len(enc[u]) for u, _ in chunk], device=self.device)
         shared = attn is None
         # sampled steps' own keys/values: the next round's prompts end with one of these steps
-        steps_kv = [] if step_mode and kept is not None else None
+        steps_kv = [] if step_mode and self.prefixes is not None else None
         with attention_implementation(self.model, ATTENTION) if shared else nullcontext():
             rows = decode(self.model, self.tokenizer, cache, logits, keys=keys, next_pos=next_pos, attn=attn,
                           tables=self._token_tables(logits.shape[-1]), step_mode=step_mode,
                           temperature=temperature, top_p=top_p, max_new=max_new, steps_kv=steps_kv)
         if steps_kv:
-            parent, prompts, row_prompt = kept
-            self.prefixes.add_steps(parent, prompts, [(row_prompt[r], rows[r].ids, kv, i) for origin, kv in steps_kv
-                                                      for i, r in enumerate(origin)])
+            self.prefixes.add_steps(kept, [(enc[chunk[r][0]], rows[r].ids, kv, i) for origin, kv in steps_kv
+                                           for i, r in enumerate(origin)])
         self.generated_tokens += sum(len(r.ids) for r in rows)
         return [Sample(final_text(self.tokenizer, r, step_mode), len(r.ids), r.reason) for r in rows]

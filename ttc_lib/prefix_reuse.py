@@ -59,22 +59,21 @@ class PrefixStore:
         return self._keep({tuple(p): ((store, j, width - len(p), len(p)),) for j, p in enumerate(prompts)},
                           _nbytes(store), None)
 
-    def add_steps(self, parent: int | None, prompts: list[list[int]], steps: list[tuple[int, list[int], KV, int]]) -> None:
-        """Keep sampled steps of the prompts of store ``parent`` (add's id; None: nothing kept).
-        ``steps``: (prompt index j, the step's token ids, own keys/values, row in them) with the
-        own keys/values of all but the last id (decoding never feeds the stop token back)."""
-        if parent is None or parent not in self._stores or not steps:
+    def add_steps(self, parent: int | None, steps: list[tuple[list[int], list[int], KV, int]]) -> None:
+        """Keep sampled steps of prompts kept in store ``parent`` (add's id; None: nothing kept).
+        ``steps``: (the prompt's token ids, the step's token ids, own keys/values, row in them)
+        with the own keys/values of all but the step's last id (decoding never feeds the stop
+        token back)."""
+        if parent is None or parent not in self._stores:
             return
-        entries, seen = {}, {}
-        for j, ids, own, row in steps:
-            if len(ids) < 2:
+        entries, blocks = {}, {}
+        for prompt, ids, own, row in steps:
+            head = self._index.get(tuple(prompt))
+            if len(ids) < 2 or head is None or head[0] != parent:
                 continue
-            head = self._index.get(tuple(prompts[j]))
-            if head is None or head[0] != parent:
-                continue
-            entries[tuple(prompts[j]) + tuple(ids[:-1])] = head[1] + ((own, row, 0, len(ids) - 1),)
-            seen[id(own)] = own
-        self._keep(entries, sum(_nbytes(kv) for kv in seen.values()), parent)
+            entries[tuple(prompt) + tuple(ids[:-1])] = head[1] + ((own, row, 0, len(ids) - 1),)
+            blocks[id(own)] = own
+        self._keep(entries, sum(_nbytes(kv) for kv in blocks.values()), parent)
 
     def _keep(self, entries: dict[tuple[int, ...], tuple[Segment, ...]], size: int, parent: int | None) -> int | None:
         if size > self.budget or not entries:
