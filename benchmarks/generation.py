@@ -41,9 +41,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ttc_lib.generation import Generator  # noqa: E402
-from ttc_lib.prompts import format_prompt, training_text  # noqa: E402
-from ttc_lib.steps import STEP_DELIMITER, prefix_text, split_steps  # noqa: E402
+from ttc_lib.generation.generator import Generator  # noqa: E402
+from ttc_lib.tasks.prompts import format_prompt, training_text  # noqa: E402
+from ttc_lib.tasks.steps import STEP_DELIMITER, prefix_text, split_steps  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -70,8 +70,9 @@ def parse_args() -> argparse.Namespace:
 def policy(args: argparse.Namespace, problems: list) -> Generator:
     if args.checkpoint:
         return Generator.from_pretrained(args.checkpoint, device="cpu", max_batch_rows=args.rows)
-    from ttc_lib.tokenizer import build_tokenizer
-    from ttc_lib.training import TrainConfig, train_model
+    from ttc_lib.models.tokenizer import build_tokenizer
+    from ttc_lib.models.train_config import TrainConfig
+    from ttc_lib.models.training import train_model
 
     tokenizer = build_tokenizer(["".join(training_text(p.question, p.solution)) for p in problems], 320)
     out = Path(args.work_dir) / f"policy-{args.train_steps}"

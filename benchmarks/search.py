@@ -30,9 +30,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ttc_lib.evaluation import max_new_tokens_for  # noqa: E402
-from ttc_lib.generation import Generator  # noqa: E402
-from ttc_lib.runs import runs_root  # noqa: E402
+from ttc_lib.generation.generator import Generator  # noqa: E402
+from ttc_lib.generation.pass_at_1 import max_new_tokens_for  # noqa: E402
+from ttc_lib.pipeline.runs import runs_root  # noqa: E402
 from ttc_lib.search import results_table, run_strategy  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def parse_args() -> argparse.Namespace:
 def load_models(args: argparse.Namespace):
     """(generator, verifier, problems, where from) for the profile, or a throw-away fallback."""
     from ttc_lib.tasks.math_dataset import load_jsonl
-    from ttc_lib.verifier import load_verifier
+    from ttc_lib.verifiers.kinds import load_verifier
 
     root = runs_root() / args.profile
     policy, summary = root / "01_train_generator" / "policy", root / "02_train_verifier" / "summary.json"
@@ -62,11 +62,12 @@ def load_models(args: argparse.Namespace):
         gen = Generator.from_pretrained(policy, device="cpu")
         chosen = json.loads(summary.read_text())["chosen_verifier_path"]
         return gen, load_verifier(chosen), load_jsonl(test)[:args.questions], f"{policy} + {chosen}"
-    from ttc_lib.likelihood_prm import LikelihoodPRM
-    from ttc_lib.prompts import training_text
+    from ttc_lib.models.tokenizer import build_tokenizer
+    from ttc_lib.models.train_config import TrainConfig
+    from ttc_lib.models.training import train_model
     from ttc_lib.tasks.arithmetic import ArithmeticWorld, make_splits
-    from ttc_lib.tokenizer import build_tokenizer
-    from ttc_lib.training import TrainConfig, train_model
+    from ttc_lib.tasks.prompts import training_text
+    from ttc_lib.verifiers.likelihood_prm import LikelihoodPRM
 
     train, problems = make_splits(ArithmeticWorld(), n_train=20000, n_test=args.questions, seed=0)
     out = Path(args.work_dir) / f"policy-{args.train_steps}"

@@ -19,7 +19,7 @@ TINY_CORPUS = [
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from ttc_lib.tokenizer import build_tokenizer
+    from ttc_lib.models.tokenizer import build_tokenizer
 
     return build_tokenizer(TINY_CORPUS, vocab_size=300)
 
@@ -58,7 +58,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def tiny_generator(tiny_checkpoint, one_thread):
     """A Generator on the tiny checkpoint, one per test module (its prefix-reuse store included)."""
-    from ttc_lib.generation import Generator
+    from ttc_lib.generation.generator import Generator
 
     return Generator.from_pretrained(tiny_checkpoint, device="cpu")
 
@@ -70,10 +70,11 @@ def trained_policy(tmp_path_factory):
     search logic and the step-round reuse need (a random model almost never closes a step)."""
     import torch
 
-    from ttc_lib.prompts import training_text
+    from ttc_lib.models.tokenizer import build_tokenizer
+    from ttc_lib.models.train_config import TrainConfig
+    from ttc_lib.models.training import train_model
     from ttc_lib.tasks.arithmetic import ArithmeticWorld, make_splits
-    from ttc_lib.tokenizer import build_tokenizer
-    from ttc_lib.training import TrainConfig, train_model
+    from ttc_lib.tasks.prompts import training_text
 
     old = torch.get_num_threads()
     torch.set_num_threads(1)

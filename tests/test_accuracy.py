@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ttc_lib.accuracy import accuracy_curves, summary_dict
+from ttc_lib.analysis.accuracy import accuracy_curves, summary_dict
 from ttc_lib.search.common import RESULT_COLUMNS
 
 

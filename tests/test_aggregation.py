@@ -8,17 +8,22 @@ import math
 import pandas as pd
 import pytest
 
-from ttc_lib import search_grid
-from ttc_lib.aggregation import (aggregation_table, check_disjoint, choose_aggregation, recorded_aggregation,
-                                 validation_set)
-from ttc_lib.compute import Cost
-from ttc_lib.generation import Sample
-from ttc_lib.policy import Choice, Policy, solve_many
+from ttc_lib.analysis.aggregation import (
+    aggregation_table,
+    check_disjoint,
+    choose_aggregation,
+    recorded_aggregation,
+    validation_set,
+)
+from ttc_lib.analysis.strategy_policy import Choice, Policy, solve_many
+from ttc_lib.generation.generator import Sample
+from ttc_lib.models.cost import Cost
+from ttc_lib.search import grid as search_grid
 from ttc_lib.search.best_of_n import best_of_n
 from ttc_lib.search.common import SearchResult, expand_and_score, score_texts
-from ttc_lib.search.revisions import Attempt, score_chains
-from ttc_lib.steps import split_steps
+from ttc_lib.search.revision_chains import Attempt, score_chains
 from ttc_lib.tasks.problem import Problem
+from ttc_lib.tasks.steps import split_steps
 
 STEP_SCORES = {"low": 0.2, "high": 0.9, "next": 0.8}  # any other step scores 0.5
 

@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from ttc_lib.grading import extract_answer, grade_answer
-from ttc_lib.steps import join_steps, split_steps
 from ttc_lib.tasks import ArithmeticWorld, Problem, first_wrong_step, make_splits, step_labels
+from ttc_lib.tasks.grading import extract_answer, grade_answer
+from ttc_lib.tasks.steps import join_steps, split_steps
 
 STEP = re.compile(r"(\d+)([-+*])(\d+)=(\d+)")
 

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttc_lib import compute_optimal as co
+from ttc_lib.analysis import compute_optimal as co
+from ttc_lib.analysis import efficiency
+from ttc_lib.analysis import results_table as rt
 from ttc_lib.search.common import RESULT_COLUMNS, config_key
 
 
@@ -36,21 +38,21 @@ def bins_for(questions, bin_of) -> pd.DataFrame:
 
 def test_method_name_and_config_round_trip():
     config = {"lookahead": 1, "width": 4, "selection": "weighted", "t": 0.5, "flag": True}
-    assert co.parse_config_key(config_key(config)) == config
-    assert co.method_name("beam", "lookahead=0,width=4") == "beam[lookahead=0,width=4]"
-    assert co.parse_config_key("-") == {}
+    assert rt.parse_config_key(config_key(config)) == config
+    assert rt.method_name("beam", "lookahead=0,width=4") == "beam[lookahead=0,width=4]"
+    assert rt.parse_config_key("-") == {}
     with pytest.raises(ValueError, match="key=value"):
-        co.parse_config_key("width4")
+        rt.parse_config_key("width4")
 
 
 def test_per_question_averages_seeds_and_names_missing_columns():
-    table = co.per_question(results([("best_of_n", {"selection": "weighted"}, 4, s, "q0", s < 3) for s in range(4)]))
+    table = rt.per_question(results([("best_of_n", {"selection": "weighted"}, 4, s, "q0", s < 3) for s in range(4)]))
     assert len(table) == 1
     assert table.accuracy.iloc[0] == pytest.approx(0.75)
-    assert table.method.iloc[0] == co.BASELINE
+    assert table.method.iloc[0] == rt.BASELINE
     assert table.seeds.iloc[0] == 4
     with pytest.raises(ValueError, match="total_flops"):
-        co.per_question(results([("x", {}, 1, 0, "q0", True)]).drop(columns="total_flops"))
+        rt.per_question(results([("x", {}, 1, 0, "q0", True)]).drop(columns="total_flops"))
 
 
 def test_cross_validation_never_credits_a_choice_on_the_questions_it_was_chosen_on():
@@ -62,7 +64,7 @@ def test_cross_validation_never_credits_a_choice_on_the_questions_it_was_chosen_
     for subset in itertools.combinations(questions, 3):
         for q in questions:
             rows.append(("oracle", {"subset": "".join(s[1:] for s in subset)}, 8, 0, q, q in subset))
-    table = co.attach_bins(co.per_question(results(rows)), bins_for(questions, {q: 1 for q in questions}))
+    table = rt.attach_bins(rt.per_question(results(rows)), bins_for(questions, {q: 1 for q in questions}))
     env = co.cross_validated_envelope(table, n_splits=7, seed=3)
     assert (env.by_question.accuracy == 0).all()
     # in-sample selection on the whole bin would have credited 0.5; on a half it would credit 1.0
@@ -82,19 +84,19 @@ def test_envelope_with_a_dominant_method_equals_it_and_bins_stay_apart():
     for i, q in enumerate(questions):
         rows.append(("beam", {"width": 2}, 4, 0, q, bin_of[q] == 1))  # right on every bin-1 question only
         rows.append(("best_of_n", {"selection": "weighted"}, 4, 0, q, bin_of[q] == 2))  # bin 2 only
-    table = co.attach_bins(co.per_question(results(rows)), bins_for(questions, bin_of))
+    table = rt.attach_bins(rt.per_question(results(rows)), bins_for(questions, bin_of))
     env = co.cross_validated_envelope(table, n_splits=3)
     by_bin = env.summary(by_bin=True).set_index("bin")
     assert by_bin.accuracy.loc[1] == 1.0 and by_bin.accuracy.loc[2] == 1.0
     assert set(env.by_question[env.by_question.bin == 1].method) == {"beam[width=2]"}
-    assert set(env.by_question[env.by_question.bin == 2].method) == {co.BASELINE}
+    assert set(env.by_question[env.by_question.bin == 2].method) == {rt.BASELINE}
     assert env.summary().accuracy.iloc[0] == 1.0
 
 
 def test_ties_go_to_the_cheaper_method():
     questions = ["a", "b", "c", "d"]
     rows = [(s, {}, 4, 0, q, True, flops) for q in questions for s, flops in (("costly", 900.0), ("cheap", 100.0))]
-    table = co.attach_bins(co.per_question(results(rows)), bins_for(questions, {q: 1 for q in questions}))
+    table = rt.attach_bins(rt.per_question(results(rows)), bins_for(questions, {q: 1 for q in questions}))
     assert set(co.cross_validated_envelope(table, n_splits=2).by_question.method) == {"cheap"}
     assert co.fit_choices(table).method.tolist() == ["cheap"]
 
@@ -103,43 +105,43 @@ def test_a_method_missing_questions_at_a_budget_is_not_a_candidate():
     questions = ["a", "b", "c", "d"]
     rows = [("good", {}, 4, 0, q, True) for q in questions[:3]]  # lacks "d"
     rows += [("plain", {}, 4, 0, q, False) for q in questions]
-    table = co.attach_bins(co.per_question(results(rows)), bins_for(questions, {q: 1 for q in questions}))
+    table = rt.attach_bins(rt.per_question(results(rows)), bins_for(questions, {q: 1 for q in questions}))
     assert co.fit_choices(table).method.tolist() == ["plain"]
 
 
 def test_cross_validation_rejects_missing_bins():
-    table = co.per_question(results([("m", {}, 1, 0, q, True) for q in ("a", "b", "c")]))
+    table = rt.per_question(results([("m", {}, 1, 0, q, True) for q in ("a", "b", "c")]))
     with pytest.raises(ValueError, match="attach_bins"):
         co.cross_validated_envelope(table)
     with pytest.raises(ValueError, match="bin kind"):
-        co.attach_bins(table, bins_for(["a"], {"a": 1}), "absolute")
+        rt.attach_bins(table, bins_for(["a"], {"a": 1}), "absolute")
 
 
 # ------------------------------------------------------------------------------ efficiency
 def test_log_interpolation_by_hand():
-    assert co.interpolate_log([1, 4, 16], [0.2, 0.4, 0.6], 2) == pytest.approx(0.3)
-    assert co.interpolate_log([1, 4, 16], [0.2, 0.4, 0.6], 8) == pytest.approx(0.5)
-    assert co.matching_cost([1, 4, 16], [0.2, 0.4, 0.6], 0.5) == (pytest.approx(8.0), "")
-    assert co.matching_cost([1, 4, 16], [0.2, 0.4, 0.6], 0.3) == (pytest.approx(2.0), "")
-    assert co.matching_cost([1, 4, 16], [0.2, 0.4, 0.6], 0.25)[0] == pytest.approx(math.sqrt(2))
-    assert co.matching_cost([1, 4, 16], [0.2, 0.4, 0.6], 0.4) == (4.0, "")
-    cost, flag = co.matching_cost([1, 4, 16], [0.2, 0.4, 0.6], 0.7)
+    assert efficiency.interpolate_log([1, 4, 16], [0.2, 0.4, 0.6], 2) == pytest.approx(0.3)
+    assert efficiency.interpolate_log([1, 4, 16], [0.2, 0.4, 0.6], 8) == pytest.approx(0.5)
+    assert efficiency.matching_cost([1, 4, 16], [0.2, 0.4, 0.6], 0.5) == (pytest.approx(8.0), "")
+    assert efficiency.matching_cost([1, 4, 16], [0.2, 0.4, 0.6], 0.3) == (pytest.approx(2.0), "")
+    assert efficiency.matching_cost([1, 4, 16], [0.2, 0.4, 0.6], 0.25)[0] == pytest.approx(math.sqrt(2))
+    assert efficiency.matching_cost([1, 4, 16], [0.2, 0.4, 0.6], 0.4) == (4.0, "")
+    cost, flag = efficiency.matching_cost([1, 4, 16], [0.2, 0.4, 0.6], 0.7)
     assert math.isnan(cost) and flag == "not_reached"
-    assert co.matching_cost([2, 4], [0.5, 0.6], 0.3) == (2.0, "lower_bound_ratio")
+    assert efficiency.matching_cost([2, 4], [0.5, 0.6], 0.3) == (2.0, "lower_bound_ratio")
     # the *smallest* cost: a later dip and recovery does not count
-    assert co.matching_cost([1, 2, 4, 8], [0.1, 0.5, 0.3, 0.5], 0.5) == (2.0, "")
+    assert efficiency.matching_cost([1, 2, 4, 8], [0.1, 0.5, 0.3, 0.5], 0.5) == (2.0, "")
 
 
 def test_efficiency_ratio_by_hand():
     baseline = pd.DataFrame({"budget": [4, 16], "accuracy": [0.3, 0.5]})
     envelope = pd.DataFrame({"budget": [1, 4, 16], "accuracy": [0.2, 0.4, 0.6]})
-    ratio = co.efficiency_ratio(baseline, envelope)
+    ratio = efficiency.efficiency_ratio(baseline, envelope)
     assert ratio.ratio.tolist() == pytest.approx([4 / 2, 16 / 8])
 
 
 def test_efficiency_ratio_of_a_curve_against_itself_is_one():
     curve = pd.DataFrame({"budget": [1, 2, 4, 8, 16, 64], "accuracy": [0.11, 0.2, 0.33, 0.4, 0.52, 0.61]})
-    ratio = co.efficiency_ratio(curve, curve)
+    ratio = efficiency.efficiency_ratio(curve, curve)
     assert (ratio.ratio == 1.0).all() and (ratio.flag == "").all()
 
 
@@ -148,14 +150,14 @@ def test_efficiency_ratios_of_the_baseline_alone_are_one_in_generations_and_flop
     questions = [f"q{i}" for i in range(10)]
     rows = [("best_of_n", {"selection": "weighted"}, n, 0, q, i < k, 50.0 * n + 3)
             for n, k in ((1, 2), (2, 4), (4, 5), (8, 7)) for i, q in enumerate(questions)]
-    table = co.attach_bins(co.per_question(results(rows)), bins_for(questions, {q: 1 + i % 2 for i, q in
+    table = rt.attach_bins(rt.per_question(results(rows)), bins_for(questions, {q: 1 + i % 2 for i, q in
                                                                                 enumerate(questions)}))
     env = co.cross_validated_envelope(table, n_splits=4)
-    base = co.baseline_curve(table, questions=questions)
-    ratios = co.efficiency_ratios(base, env)
+    base = efficiency.baseline_curve(table, questions=questions)
+    ratios = efficiency.efficiency_ratios(base, env)
     assert set(ratios.unit) == {"budget", "flops"} and len(ratios) == 4 * 2 * 4
     assert (ratios.ratio == 1.0).all()
-    summary = co.ratio_at(ratios, co.largest_common_budget(base, env))
+    summary = efficiency.ratio_at(ratios, efficiency.largest_common_budget(base, env))
     assert summary["mean"] == 1.0 and summary["std"] == 0.0 and summary["budget"] == 8
 
 
@@ -168,13 +170,13 @@ def test_efficiency_ratio_of_a_better_envelope():
         for i, q in enumerate(questions):
             rows.append(("best_of_n", {"selection": "weighted"}, n, 0, q, i < acc[n]))
             rows.append(("beam", {"width": 2}, n, 0, q, i < acc.get(4 * n, 7)))
-    table = co.attach_bins(co.per_question(results(rows)), bins_for(questions, {q: 1 for q in questions}))
+    table = rt.attach_bins(rt.per_question(results(rows)), bins_for(questions, {q: 1 for q in questions}))
     env = co.cross_validated_envelope(table, n_splits=2)
-    ratios = co.efficiency_ratios(co.baseline_curve(table), env)
+    ratios = efficiency.efficiency_ratios(efficiency.baseline_curve(table), env)
     by_budget = ratios[(ratios.unit == "budget") & (ratios.split == 0)].set_index("budget")
     assert by_budget.ratio.loc[16] == pytest.approx(4.0) and by_budget.ratio.loc[4] == pytest.approx(4.0)
     assert by_budget.flag.loc[1] == "lower_bound_ratio"  # beam at 1 already beats best-of-1
-    assert co.ratio_at(ratios, 16)["mean"] == pytest.approx(4.0)
+    assert efficiency.ratio_at(ratios, 16)["mean"] == pytest.approx(4.0)
 
 
 # --------------------------------------------------------------------------------- policy
@@ -188,7 +190,7 @@ def test_difficulty_thresholds_reproduce_the_predicted_bins():
                           "predicted_bin": bins})
     edges, higher_is_easier = co.difficulty_thresholds(table)
     assert higher_is_easier and len(edges) == 4 and edges == sorted(edges)
-    from ttc_lib.policy import Choice, Policy
+    from ttc_lib.analysis.strategy_policy import Choice, Policy
 
     policy = Policy(tuple(edges), higher_is_easier, {b: {1: Choice("best_of_n")} for b in range(1, 6)}, 1)
     assert [policy.bin_of(s) for s in scores] == bins.tolist()
@@ -207,7 +209,7 @@ def test_fit_policy_choices_per_predicted_bin():
         for n in (2, 8):
             rows.append(("beam", {"lookahead": 0, "width": 2}, n, 0, q, i >= 4))
             rows.append(("best_of_n", {"selection": "weighted"}, n, 0, q, i < 4))
-    policy = co.fit_policy(co.per_question(results(rows)), bins, probe_samples=2, envelope="search")
+    policy = co.fit_policy(rt.per_question(results(rows)), bins, probe_samples=2, envelope="search")
     assert policy.thresholds == pytest.approx((0.55,))
     assert policy.choices[1][8].strategy == "best_of_n" and policy.choices[1][8].config == {"selection": "weighted"}
     assert policy.choices[2][2].strategy == "beam" and policy.choices[2][2].config == {"lookahead": 0, "width": 2}
@@ -219,18 +221,18 @@ def test_fit_policy_choices_per_predicted_bin():
 def test_an_envelope_below_the_baseline_reads_the_exchange_the_other_way():
     baseline = pd.DataFrame({"budget": [1, 4, 16], "accuracy": [0.2, 0.4, 0.6]})
     envelope = pd.DataFrame({"budget": [1, 4, 16], "accuracy": [0.2, 0.4, 0.5]})
-    ratio = co.efficiency_ratio(baseline, envelope).set_index("budget")
+    ratio = efficiency.efficiency_ratio(baseline, envelope).set_index("budget")
     # the envelope's 0.5 at 16 is what the baseline reaches at 8 (log-midpoint of 4 and 16): 8 / 16
     assert ratio.ratio.loc[16] == pytest.approx(0.5) and ratio.flag.loc[16] == "envelope_below"
     assert ratio.ratio.loc[4] == 1.0 and ratio.ratio.loc[1] == 1.0
-    beyond = co.efficiency_ratio(pd.DataFrame({"budget": [32], "accuracy": [0.9]}), envelope)
+    beyond = efficiency.efficiency_ratio(pd.DataFrame({"budget": [32], "accuracy": [0.9]}), envelope)
     assert math.isnan(beyond.ratio.iloc[0]) and beyond.flag.iloc[0] == "not_reached"
 
 
 def test_a_bin_of_one_question_is_scored_by_a_choice_made_on_the_other_questions():
     rows = [("lucky", {}, 4, 0, q, q == "c") for q in "abc"]  # right only on the lone question
     rows += [("steady", {}, 4, 0, q, q != "c", 1e6) for q in "abc"]  # right elsewhere, costly
-    table = co.attach_bins(co.per_question(results(rows)), bins_for(list("abc"), {"a": 1, "b": 1, "c": 2}))
+    table = rt.attach_bins(rt.per_question(results(rows)), bins_for(list("abc"), {"a": 1, "b": 1, "c": 2}))
     env = co.cross_validated_envelope(table, n_splits=3)
     lone = env.by_question[env.by_question.question_id == "c"]
     assert len(lone) == 3 and set(lone.method) == {"steady"} and (lone.accuracy == 0).all()
@@ -239,7 +241,7 @@ def test_a_bin_of_one_question_is_scored_by_a_choice_made_on_the_other_questions
 def test_common_questions_and_fit_policy_fallback_for_an_empty_bin():
     rows = [("best_of_n", {"selection": "weighted"}, 2, 0, q, True) for q in "abcd"]
     rows += [("beam", {"width": 2}, 2, 0, q, q == "a", 10.0) for q in "ab"]
-    table = co.per_question(results(rows))
+    table = rt.per_question(results(rows))
     assert co.common_questions(table) == ["a", "b"]
     bins = pd.DataFrame({"question_id": list("abcd"), "oracle_bin": 1, "predicted_bin": [1, 1, 2, 2],
                          "predicted_score": [0.9, 0.8, 0.2, 0.1]})
@@ -259,10 +261,10 @@ def test_method_curve_matches_the_config_exactly_apart_from_vary():
             rows.append(("revisions", {"chains": n, "length": 1, "selection": "hierarchical", "verifier": "plain"},
                          n, 0, q, True))
             rows.append(("revisions", {"chains": 1, "length": n, "selection": "hierarchical"}, n, 0, q, True))
-    table = co.per_question(results(rows))
-    curve = co.method_curve(table, "revisions", vary=("chains",), length=1, selection="hierarchical")
+    table = rt.per_question(results(rows))
+    curve = efficiency.method_curve(table, "revisions", vary=("chains",), length=1, selection="hierarchical")
     assert curve.budget.tolist() == [2, 4] and curve.accuracy.tolist() == [0.5, 0.5]
     assert curve.method.tolist() == ["revisions[chains=2,length=1,selection=hierarchical]",
                                      "revisions[chains=4,length=1,selection=hierarchical]"]
     with pytest.raises(ValueError, match="several methods"):
-        co.method_curve(table, "revisions", vary=("chains", "verifier"), length=1, selection="hierarchical")
+        efficiency.method_curve(table, "revisions", vary=("chains", "verifier"), length=1, selection="hierarchical")

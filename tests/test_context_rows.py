@@ -2,10 +2,10 @@
 
 import pytest
 
-from ttc_lib.context_rows import context_share, with_context_rows
-from ttc_lib.prompts import REVISION_ATTEMPT, REVISION_MARK, context_question, revision_question
+from ttc_lib.models.batches import tokenize_problems
+from ttc_lib.models.context_rows import context_share, with_context_rows
 from ttc_lib.tasks.problem import Problem
-from ttc_lib.training import tokenize_problems
+from ttc_lib.tasks.prompts import REVISION_ATTEMPT, REVISION_MARK, context_question, revision_question
 
 
 def _problems(n: int = 40) -> list[Problem]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttc_lib import difficulty as d
+from ttc_lib.analysis import difficulty as d
 
 
 def make_pool(correct_by_q: dict[str, list[bool]], score_by_q: dict[str, list[float]]) -> pd.DataFrame:

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from ttc_lib.external_prm import MathShepherdPRM, QwenPRM, load_prm
-from ttc_lib.steps import join_steps, split_steps
+from ttc_lib.tasks.steps import join_steps, split_steps
+from ttc_lib.verifiers.external_prm import MathShepherdPRM, QwenPRM, load_prm
 
 CORPUS = ["Start with 23. Add 7, multiply by 3. What is the result?\n23+7=30\n30*3=90\n\\boxed{90}",
           "Start with 4. Multiply by 5. What is the result?\n4*5=20\n\\boxed{20}"] * 10
@@ -23,7 +23,7 @@ SOLUTIONS = [join_steps(["23+7=30", "30*3=90", "\\boxed{90}"]),
 
 
 def _tokenizer(extra: list[str], special: bool):
-    from ttc_lib.tokenizer import build_tokenizer
+    from ttc_lib.models.tokenizer import build_tokenizer
 
     tok = build_tokenizer(CORPUS, vocab_size=300)
     tok.add_tokens(extra, special_tokens=special)

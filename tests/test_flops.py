@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ttc_lib.flops import PAPER_R, flops_match, inference_flops, inference_multiplier, pretraining_flops
+from ttc_lib.analysis.exchange import PAPER_R, flops_match, inference_flops, inference_multiplier, pretraining_flops
 
 
 def test_pretraining_and_inference_flops_by_hand():
@@ -86,7 +86,7 @@ def test_exchange_table_by_hand():
 
     import pandas as pd
 
-    from ttc_lib.flops import exchange_table
+    from ttc_lib.analysis.exchange import exchange_table
 
     envelope = pd.DataFrame({"bin": 1, "budget": [1, 4, 16], "accuracy": [0.2, 0.4, 0.6],
                              "total_flops": [100.0, 400.0, 1600.0]})

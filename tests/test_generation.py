@@ -9,10 +9,10 @@ import shutil
 import pytest
 import torch
 
-from ttc_lib import generation
-from ttc_lib.generation import Generator, Sample
-from ttc_lib.prompts import format_prompt
-from ttc_lib.steps import STEP_DELIMITER, join_steps, split_steps
+from ttc_lib.generation import generator as generation
+from ttc_lib.generation.generator import Generator, Sample
+from ttc_lib.tasks.prompts import format_prompt
+from ttc_lib.tasks.steps import STEP_DELIMITER, join_steps, split_steps
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # every test here: one torch thread
 
@@ -265,7 +265,7 @@ def test_generator_basics(gen):
 
 
 def test_nucleus_is_the_smallest_set_reaching_top_p():
-    from ttc_lib.sampling import nucleus_mask
+    from ttc_lib.generation.sampling import nucleus_mask
 
     scores = torch.tensor([[0.15, 0.5, 0.05, 0.3]]).log()
     kept = lambda p: (~nucleus_mask(scores, p)[0]).nonzero()[:, 0].tolist()  # noqa: E731
@@ -303,7 +303,7 @@ def test_shared_prefix_attention_matches_dynamic_cache(tiny_tokenizer, arch):
 @pytest.mark.parametrize("m, n, d", [(1, 3, 8), (1, 12, 32), (4, 60, 32), (2, 5, 7)])
 def test_small_attention_products_equal_matmul(m, n, d):
     """kv_cache._products: broadcast products below SMALL_PRODUCT, matmul above, same values."""
-    from ttc_lib.kv_cache import SMALL_PRODUCT, _products
+    from ttc_lib.generation.kv_cache import SMALL_PRODUCT, _products
 
     g = torch.Generator().manual_seed(m * 100 + n)
     q, k = torch.randn(5, 3, m, d, generator=g), torch.randn(5, 3, n, d, generator=g)

@@ -8,10 +8,10 @@ import random
 import pandas as pd
 import pytest
 
-from ttc_lib.generation import Sample
-from ttc_lib.labelling import LabelConfig, label_agreement, label_solutions, to_labelled
-from ttc_lib.steps import split_steps
+from ttc_lib.generation.generator import Sample
 from ttc_lib.tasks import ArithmeticWorld, Problem, make_splits
+from ttc_lib.tasks.steps import split_steps
+from ttc_lib.verifiers.labelling import LabelConfig, label_agreement, label_solutions, to_labelled
 
 Q1 = Problem("q1", "Start with 2. Add 3, multiply by 2. What is the result?", "10",
              "2+3=5\n5*2=10\n\\boxed{10}", 2)

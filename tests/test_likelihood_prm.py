@@ -5,11 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ttc_lib.generation import Generator, TokenLogprobs
-from ttc_lib.likelihood_prm import (FEATURES, LOGPROB_FLOOR, LikelihoodPRM, fit_likelihood_prm, fit_logistic,
-                                    step_features)
-from ttc_lib.steps import split_steps
-from ttc_lib.verifier import LabelledSolution, Verifier, load_verifier
+from ttc_lib.generation.generator import Generator, TokenLogprobs
+from ttc_lib.tasks.steps import split_steps
+from ttc_lib.verifiers.base import LabelledSolution, Verifier
+from ttc_lib.verifiers.kinds import load_verifier
+from ttc_lib.verifiers.likelihood_prm import (
+    FEATURES,
+    LOGPROB_FLOOR,
+    LikelihoodPRM,
+    fit_likelihood_prm,
+    fit_logistic,
+    step_features,
+)
 
 QUESTION = "Start with 23. Add 7, multiply by 3. What is the result?"
 SOLUTION = "23+7=30\n30*3=90\n\\boxed{90}"  # steps span [0,7) [8,15) [16,26); "\n" at 7 and 15

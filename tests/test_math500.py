@@ -23,9 +23,9 @@ def tiny_qwen2(path: Path) -> Path:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from ttc_lib.prompts import format_prompt
+    from ttc_lib.models.tokenizer import build_tokenizer
     from ttc_lib.tasks import load_jsonl
-    from ttc_lib.tokenizer import build_tokenizer
+    from ttc_lib.tasks.prompts import format_prompt
 
     problems = load_jsonl(FIXTURE)
     tokenizer = build_tokenizer([format_prompt(p.question, "fewshot") + p.solution for p in problems], vocab_size=400)
@@ -64,7 +64,7 @@ def test_make_passes_generator_and_data():
 
 
 def test_math500_profile_end_to_end_without_training_data(tmp_path, monkeypatch):
-    from ttc_lib import pipeline
+    from ttc_lib.pipeline import runner as pipeline
 
     monkeypatch.setenv("TTC_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("TQDM_DISABLE", "1")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ttc_lib.grading import extract_answer, grade_answer
 from ttc_lib.tasks import load_hf_dataset, load_jsonl, load_problems
+from ttc_lib.tasks.grading import extract_answer, grade_answer
 from ttc_lib.tasks.math_dataset import row_to_problem
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "math_fixture.jsonl"

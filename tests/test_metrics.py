@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ttc_lib.metrics import auroc, per_group_auroc, roc_curve, within_question_auroc
+from ttc_lib.analysis.auroc import auroc, per_group_auroc, roc_curve, within_question_auroc
 
 
 def _pair_count_auroc(scores, labels):

@@ -7,9 +7,16 @@ import json
 import pytest
 import torch
 
-from ttc_lib.model_identity import checkpoint_id
-from ttc_lib.models import (MODEL_SPECS, ModelSpec, build_model, count_params, get_spec, load_checkpoint,
-                            save_checkpoint)
+from ttc_lib.models.checkpoints import (
+    MODEL_SPECS,
+    ModelSpec,
+    build_model,
+    count_params,
+    get_spec,
+    load_checkpoint,
+    save_checkpoint,
+)
+from ttc_lib.models.identity import checkpoint_id
 
 TINY = ModelSpec("tiny-test", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
 
@@ -162,7 +169,7 @@ def test_checkpoint_id_follows_the_weights_not_the_path(tmp_path, tiny_tokenizer
 
 
 def test_checkpoint_record_reads_ttc_training_or_counts_params(tmp_path, tiny_tokenizer):
-    from ttc_lib.models import checkpoint_record
+    from ttc_lib.models.checkpoints import checkpoint_record
 
     model = build_model(TINY, tiny_tokenizer, seed=1)
     ours = save_checkpoint(model, tiny_tokenizer, tmp_path / "ours", {"name": "t", "training": {"params": 7, "tokens": 9}})
@@ -176,7 +183,7 @@ def test_checkpoint_record_reads_ttc_training_or_counts_params(tmp_path, tiny_to
 
 # ------------------------------------------------------------------ model_identity (cache keys)
 def test_model_identity_is_the_training_fingerprint_and_changes_when_retrained(tmp_path, tiny_tokenizer):
-    from ttc_lib.model_identity import model_identity
+    from ttc_lib.models.identity import model_identity
 
     path = tmp_path / "policy"
     save_checkpoint(build_model(TINY, tiny_tokenizer, seed=1), tiny_tokenizer, path, {"training": {"fingerprint": "f1"}})
@@ -190,7 +197,7 @@ def test_model_identity_is_the_training_fingerprint_and_changes_when_retrained(t
 def test_model_identity_of_a_checkpoint_without_fingerprint_follows_its_files(tmp_path, tiny_tokenizer):
     import time
 
-    from ttc_lib.model_identity import model_identity
+    from ttc_lib.models.identity import model_identity
 
     path = tmp_path / "own"
     save_checkpoint(build_model(TINY, tiny_tokenizer, seed=1), tiny_tokenizer, path, {"name": "own"})
@@ -205,8 +212,8 @@ def test_model_identity_of_a_checkpoint_without_fingerprint_follows_its_files(tm
 def test_model_identity_of_saved_verifiers(tmp_path, tiny_tokenizer):
     import time
 
-    from ttc_lib.model_identity import identity_tag, model_identity
-    from ttc_lib.verifier import save_verifier_config
+    from ttc_lib.models.identity import identity_tag, model_identity
+    from ttc_lib.verifiers.base import save_verifier_config
 
     head = tmp_path / "head"
     save_verifier_config(head, "head_prm", name="head", backbone="backbone", fingerprint="h1")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import save_random_lm
-from ttc_lib.own_model import StageStopped, label_free_verifier, skip_stage, verifier_without_training
-from ttc_lib.runs import Stage
-from ttc_lib.steps import join_steps
-from ttc_lib.verifier import load_verifier
+
+from ttc_lib.pipeline.own_model import StageStopped, label_free_verifier, skip_stage, verifier_without_training
+from ttc_lib.pipeline.runs import Stage
+from ttc_lib.tasks.steps import join_steps
+from ttc_lib.verifiers.kinds import load_verifier
 
 CORPUS = ["What is 3 + 4?\n3 + 4 = 7\nThe answer is \\boxed{7}", "Solve 2x = 8.\nx = 4\nThe answer is \\boxed{4}"] * 10
 QUESTIONS = ["What is 3 + 4?", "Solve 2x = 8."]
@@ -18,7 +18,7 @@ SOLUTIONS = [join_steps(["3 + 4 = 7", "The answer is \\boxed{7}"]), join_steps([
 
 
 def _tokenizer(extra=()):
-    from ttc_lib.tokenizer import build_tokenizer
+    from ttc_lib.models.tokenizer import build_tokenizer
 
     tok = build_tokenizer(CORPUS, vocab_size=300)
     tok.add_tokens(list(extra))
@@ -66,7 +66,7 @@ def test_uncalibrated_likelihood_prm_reloads_with_the_recorded_prompt_style(stag
 
 
 def test_your_prm_is_saved_as_a_verifier_folder_later_stages_load(stage, shepherd_dir):
-    from ttc_lib.external_prm import MathShepherdPRM, load_prm
+    from ttc_lib.verifiers.external_prm import MathShepherdPRM, load_prm
 
     chosen = label_free_verifier(stage, str(shepherd_dir))
     assert chosen["kind"] == "external_prm" and str(shepherd_dir) in chosen["why"]

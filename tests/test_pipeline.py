@@ -8,8 +8,8 @@ import json
 import pytest
 import yaml
 
-from ttc_lib import pipeline
-from ttc_lib.runs import STAGES, project_root
+from ttc_lib.pipeline import runner as pipeline
+from ttc_lib.pipeline.runs import STAGES, project_root
 
 ROOT = project_root()
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -112,7 +112,7 @@ def test_papermill_sees_every_parameter(nb_path):
 
 
 def test_relative_paths_are_taken_from_where_make_runs(tmp_path):
-    from ttc_lib.pipeline import absolute_paths
+    from ttc_lib.pipeline.runner import absolute_paths
 
     (tmp_path / "mine.jsonl").write_text("")
     resolved = {"00_data": {"source": "mine.jsonl", "n_test": 3},

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttc_lib import plots
+from ttc_lib.analysis import plots
 
 
 def curves() -> pd.DataFrame:

@@ -7,13 +7,13 @@ import zlib
 
 import pytest
 
-from ttc_lib.compute import Cost
-from ttc_lib.generation import Generator
-from ttc_lib.grading import extract_answer
-from ttc_lib.policy import Choice, Policy, PolicyResult, solve, solve_many
+from ttc_lib.analysis.strategy_policy import Choice, Policy, PolicyResult, solve, solve_many
+from ttc_lib.generation.generator import Generator
+from ttc_lib.models.cost import Cost
 from ttc_lib.search.common import Candidate, SearchResult
-from ttc_lib.steps import split_steps
+from ttc_lib.tasks.grading import extract_answer
 from ttc_lib.tasks.problem import Problem
+from ttc_lib.tasks.steps import split_steps
 
 
 def make_policy(**overrides) -> Policy:
@@ -210,7 +210,7 @@ def test_budget_below_the_probes_is_refused(generator):
 
 
 def test_evaluate_policy_grades_caches_and_resumes(generator, tmp_path):
-    from ttc_lib.policy import evaluate_policy
+    from ttc_lib.analysis.strategy_policy import evaluate_policy
 
     runner = sampling_runner()
     kwargs = dict(generator=generator, verifier=HashVerifier(), policy=make_policy(), max_new_tokens=12, runner=runner)
@@ -245,7 +245,7 @@ def test_solve_runs_the_real_strategies_within_budget(generator, chosen):
 
 
 def test_evaluate_policy_cache_is_keyed_by_the_models_tag(generator, tmp_path):
-    from ttc_lib.policy import evaluate_policy
+    from ttc_lib.analysis.strategy_policy import evaluate_policy
 
     runner = sampling_runner()
     kwargs = dict(generator=generator, verifier=HashVerifier(), policy=make_policy(), max_new_tokens=12, runner=runner)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ttc_lib.generation import Sample
-from ttc_lib.pool import POOL_COLUMNS, sample_pool, split_tokens
-from ttc_lib.runs import ResultCache
+from ttc_lib.generation.generator import Sample
+from ttc_lib.search.pool import POOL_COLUMNS, sample_pool, split_tokens
+from ttc_lib.storage import ResultCache
 from ttc_lib.tasks.problem import Problem
 
 

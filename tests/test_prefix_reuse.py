@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ttc_lib.generation import Generator
-from ttc_lib.kv_cache import KVPool
-from ttc_lib.prefill import shared_prefill
-from ttc_lib.prefix_reuse import PrefixStore
-from ttc_lib.prompts import format_prompt
+from ttc_lib.generation.generator import Generator
+from ttc_lib.generation.kv_cache import KVPool
+from ttc_lib.generation.prefill import shared_prefill
+from ttc_lib.generation.prefix_reuse import PrefixStore
+from ttc_lib.tasks.prompts import format_prompt
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -142,7 +142,7 @@ def test_rounds_following_sampled_steps_reuse_the_steps_and_keep_the_samples(tra
 
 
 def test_store_columns_put_stem_then_rest_right_aligned():
-    from ttc_lib.prefill import _store_columns
+    from ttc_lib.generation.prefill import _store_columns
 
     # cache: stems right-aligned in columns [0, 3), rests right-aligned in [3, 6); store width 4
     got = _store_columns(stems=[2, 0], rests=[1, 3], width=4, stem_end=3, total=6)

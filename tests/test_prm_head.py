@@ -8,11 +8,15 @@ import random
 import pytest
 import torch
 
-from ttc_lib import prm_head
-from ttc_lib.metrics import within_question_auroc
-from ttc_lib.prm_head import HeadPRM, HeadTrainConfig, split_by_question, step_bce, train_head_prm, validation_loss
-from ttc_lib.steps import join_steps, split_steps
-from ttc_lib.verifier import LabelledSolution, Verifier, load_verifier
+from ttc_lib.analysis.auroc import within_question_auroc
+from ttc_lib.tasks.steps import join_steps, split_steps
+from ttc_lib.verifiers import head_prm as prm_head
+from ttc_lib.verifiers import head_prm_training
+from ttc_lib.verifiers.base import LabelledSolution, Verifier
+from ttc_lib.verifiers.head_prm import HeadPRM
+from ttc_lib.verifiers.head_prm_data import split_by_question
+from ttc_lib.verifiers.head_prm_training import HeadTrainConfig, step_bce, train_head_prm, validation_loss
+from ttc_lib.verifiers.kinds import load_verifier
 
 Q = "Start with 23. Add 7, multiply by 3, subtract 15. What is the result?"
 SOL = "23+7=30\n30*3=90\n90-15=75\n\\boxed{75}"
@@ -123,7 +127,7 @@ def test_training_learns_marker_and_saves_loads_and_caches(tiny_checkpoint, tmp_
     reloaded = loaded.score([t.question for t in test], [t.solution for t in test])
     assert [s for row in reloaded for s in row] == pytest.approx(flat, abs=1e-6)
     # same inputs: returned from the folder without training
-    monkeypatch.setattr(prm_head, "_fit", lambda *a, **k: pytest.fail("retrained instead of using the cache"))
+    monkeypatch.setattr(head_prm_training, "fit_head", lambda *a, **k: pytest.fail("retrained instead of using the cache"))
     again, record2 = train_head_prm(tiny_checkpoint, train, cfg, out, name="prm", progress=False)
     assert record2 == record and again.score([Q], [SOL])[0] == pytest.approx(loaded.score([Q], [SOL])[0])
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ttc_lib.prompts import PROMPT_STYLES, format_prompt, training_text
-from ttc_lib.steps import STEP_DELIMITER, is_final_step, split_steps
+from ttc_lib.tasks.prompts import PROMPT_STYLES, format_prompt, training_text
+from ttc_lib.tasks.steps import STEP_DELIMITER, is_final_step, split_steps
 
 
 def test_fewshot_examples_follow_the_step_contract_and_prompt_ends_at_solution():

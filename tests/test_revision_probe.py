@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ttc_lib.generation import Sample
-from ttc_lib.prompts import REVISION_ATTEMPT
-from ttc_lib.revision_probe import CONDITIONS, paired_effects, probe_contexts
+from ttc_lib.generation.generator import Sample
+from ttc_lib.revisions.probe import CONDITIONS, paired_effects, probe_contexts
 from ttc_lib.tasks.problem import Problem
+from ttc_lib.tasks.prompts import REVISION_ATTEMPT
 
 PROBLEMS = [Problem("q0", "Start with 4. Multiply by 5. What is the result?", "20", "4*5=20\n\\boxed{20}", 1),
             Problem("q1", "Start with 61. Subtract 19. What is the result?", "42", "61-19=42\n\\boxed{42}", 1)]

@@ -8,14 +8,20 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from ttc_lib.generation import Sample
-from ttc_lib.prompts import EOS_TEXT, format_prompt, revision_question
-from ttc_lib.revision_analysis import (accuracy_by_ratio, best_ratios, nested_accuracy, pass1_by_step, ratio_label,
-                                      transitions)
-from ttc_lib.revision_training import train_revision_model
-from ttc_lib.revisions import RevisionExample, build_revision_data, closest, edit_distance, to_problems
-from ttc_lib.search import revisions as rv
+from ttc_lib.generation.generator import Sample
+from ttc_lib.revisions.analysis import (
+    accuracy_by_ratio,
+    best_ratios,
+    nested_accuracy,
+    pass1_by_step,
+    ratio_label,
+    transitions,
+)
+from ttc_lib.revisions.data import RevisionExample, build_revision_data, closest, edit_distance, to_problems
+from ttc_lib.revisions.training import train_revision_model
+from ttc_lib.search import revision_chains as rv
 from ttc_lib.tasks.problem import Problem
+from ttc_lib.tasks.prompts import EOS_TEXT, format_prompt, revision_question
 
 PROBLEMS = [Problem("q0", "Start with 4. Multiply by 5. What is the result?", "20", "4*5=20\n\\boxed{20}", 1),
             Problem("q1", "Start with 61. Subtract 19. What is the result?", "42", "61-19=42\n\\boxed{42}", 1)]
@@ -127,7 +133,7 @@ def test_keep_share_adds_trajectories_whose_last_attempt_is_correct():
 
 
 def test_training_loss_is_on_the_target_only(tiny_tokenizer):
-    from ttc_lib.training import IGNORE_INDEX, collate, tokenize_problems
+    from ttc_lib.models.batches import IGNORE_INDEX, collate, tokenize_problems
 
     example = RevisionExample("q0", PROBLEMS[0].question, (WRONG[0], WRONG[1]), RIGHT)
     (ids, n_prompt), = tokenize_problems(to_problems([example]), tiny_tokenizer)
@@ -182,7 +188,7 @@ def test_ratio_grid_spends_exactly_n_generations(tiny_tokenizer):
 
 
 def test_sweep_slices_equal_separate_runs(tiny_checkpoint, tmp_path):
-    from ttc_lib.generation import Generator
+    from ttc_lib.generation.generator import Generator
 
     gen = Generator.from_pretrained(tiny_checkpoint, device="cpu")
     frame = rv.sweep(gen, PROBLEMS, [4], seeds=[0], verifiers={}, max_new_tokens=6, cache_path=tmp_path / "c.jsonl",
@@ -234,8 +240,8 @@ def test_transitions_and_pass1_by_step():
 
 
 def test_revision_model_trains_and_keeps_the_checkpoint_after_the_minimum(tiny_checkpoint, tmp_path):
-    from ttc_lib.generation import Generator
-    from ttc_lib.training import TrainConfig
+    from ttc_lib.generation.generator import Generator
+    from ttc_lib.models.train_config import TrainConfig
 
     data = build_revision_data(PROBLEMS, revision_answers(), seed=0)
     config = TrainConfig(steps=6, batch_size=4, lr=1e-2, warmup_steps=1, bf16=False, seed=0)
@@ -302,10 +308,10 @@ def test_sweep_cache_is_not_served_under_another_model_tag(tiny_tokenizer, tmp_p
 
 
 def test_sample_answers_of_a_policy_retrained_in_place_are_not_the_old_ones(tmp_path, tiny_tokenizer, one_thread):
-    from ttc_lib.generation import Generator
-    from ttc_lib.model_identity import identity_tag
-    from ttc_lib.models import ModelSpec, build_model, save_checkpoint
-    from ttc_lib.revisions import sample_answers
+    from ttc_lib.generation.generator import Generator
+    from ttc_lib.models.checkpoints import ModelSpec, build_model, save_checkpoint
+    from ttc_lib.models.identity import identity_tag
+    from ttc_lib.revisions.data import sample_answers
 
     spec = ModelSpec("tiny-test", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
     path, cache = tmp_path / "policy", tmp_path / "samples.jsonl"

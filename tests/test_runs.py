@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-
 import pytest
 
-from ttc_lib.runs import ResultCache, Stage, atomic_write_text, read_json, write_json
+from ttc_lib.pipeline.runs import Stage
+from ttc_lib.storage import ResultCache, atomic_write_text, read_json, write_json
 
 
 def test_stage_paths_manifest_and_summary(tmp_path, monkeypatch):
@@ -61,7 +61,7 @@ def test_result_cache_resumes_and_ignores_a_torn_line(tmp_path):
 
 
 def test_atomic_dir_replaces_only_on_success(tmp_path):
-    from ttc_lib.runs import atomic_dir
+    from ttc_lib.storage import atomic_dir
 
     target = tmp_path / "ckpt"
     with atomic_dir(target) as tmp:

@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from ttc_lib import search
-from ttc_lib.compute import Cost
-from ttc_lib.generation import Generator
-from ttc_lib.prompts import format_prompt
+from ttc_lib.generation.generator import Generator
+from ttc_lib.models.cost import Cost
 from ttc_lib.search import beam as beam_mod
 from ttc_lib.search import common
 from ttc_lib.search.best_of_n import from_pool
 from ttc_lib.search.common import RESULT_COLUMNS, SearchResult, results_table
-from ttc_lib.steps import join_steps, split_steps
+from ttc_lib.tasks.prompts import format_prompt
+from ttc_lib.tasks.steps import join_steps, split_steps
 
 MAX_NEW = 48
 
@@ -237,7 +237,7 @@ def test_same_seed_same_results(world, name, config):
 
 
 def test_likelihood_prm_drives_beam_search(world):
-    from ttc_lib.likelihood_prm import LikelihoodPRM
+    from ttc_lib.verifiers.likelihood_prm import LikelihoodPRM
 
     gen, problems = world
     prm = LikelihoodPRM(gen, [1.0, 1.0, 0.5], 2.0)

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from ttc_lib import search
-from ttc_lib.compute import Cost
-from ttc_lib.runs import ResultCache
+from ttc_lib.models.cost import Cost
 from ttc_lib.search.common import RESULT_COLUMNS, SearchResult
-from ttc_lib.search_grid import Job, grid, pool_jobs, question_tag, run_jobs
+from ttc_lib.search.grid import Job, grid, pool_jobs, question_tag, run_jobs
+from ttc_lib.storage import ResultCache
 from ttc_lib.tasks.problem import Problem
 
 PROBLEMS = [Problem(id=f"q{i}", question=f"q {i}", answer=str(i), solution="", level=1) for i in range(3)]

@@ -9,8 +9,17 @@ import time
 import numpy as np
 import pytest
 
-from ttc_lib.selection import (CandidatePool, accuracy_vs_n, aggregate, best_of_n, build_pool, group_answers,
-                               majority, pass_at_k, weighted)
+from ttc_lib.search.selection import (
+    CandidatePool,
+    accuracy_vs_n,
+    aggregate,
+    best_of_n,
+    build_pool,
+    group_answers,
+    majority,
+    pass_at_k,
+    weighted,
+)
 
 
 def test_weighted_majority_and_naive_disagree_as_worked_by_hand():

@@ -8,13 +8,14 @@ import random
 import pytest
 import torch
 
-from ttc_lib.compute import training_flops
-from ttc_lib.models import ModelSpec, load_checkpoint
-from ttc_lib.prompts import EOS_TEXT, training_text
+from ttc_lib.models.batches import IGNORE_INDEX, batch_schedule, collate, tokenize_problems
+from ttc_lib.models.checkpoints import ModelSpec, load_checkpoint
+from ttc_lib.models.cost import training_flops
+from ttc_lib.models.parallel_training import train_many
+from ttc_lib.models.train_config import TrainConfig, lr_at
+from ttc_lib.models.training import resume_dir, train_model
 from ttc_lib.tasks.problem import Problem
-from ttc_lib.parallel_training import train_many
-from ttc_lib.training import (IGNORE_INDEX, TrainConfig, batch_schedule, collate, lr_at, resume_dir,
-                              tokenize_problems, train_model)
+from ttc_lib.tasks.prompts import EOS_TEXT, training_text
 
 TINY = ModelSpec("tiny-test", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
 FAST = dict(steps=24, batch_size=8, warmup_steps=4, lr=3e-3, log_every=4, checkpoint_every=5, num_threads=1)
@@ -104,7 +105,7 @@ def test_training_record_loss_and_cache(tmp_path, tiny_tokenizer, monkeypatch):
     assert saved["prompt_style"] == "plain" and saved["training"]["parent"] is None
     assert not resume_dir(tmp_path / "run").exists()
 
-    monkeypatch.setattr("ttc_lib.training._run_loop", lambda *a, **k: pytest.fail("cache missed"))
+    monkeypatch.setattr("ttc_lib.models.training._run_loop", lambda *a, **k: pytest.fail("cache missed"))
     assert train_model(problems, tiny_tokenizer, TINY, config, tmp_path / "run") == record
 
 

@@ -1,6 +1,10 @@
 """ttc_lib: compute-optimal test-time compute (Snell et al. 2024) as a small library.
 
-One idea per module; the notebooks under notebooks/ call these and hold no logic of their own.
+Subpackages by idea, lowest layer first (each imports only from the ones before it):
+``storage`` (atomic writes, result caches) -> ``tasks`` -> ``models`` -> ``generation`` ->
+``verifiers`` -> ``revisions`` -> ``search`` -> ``analysis`` -> ``pipeline``.
+tests/test_architecture.py checks the order from the source. The notebooks under notebooks/ call
+these and hold no logic of their own.
 """
 
 __version__ = "0.1.0"

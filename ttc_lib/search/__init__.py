@@ -6,6 +6,11 @@ result per problem, same order, batched across problems inside); ``budget`` is i
 Configs: best_of_n(selection="weighted"|"majority"|"naive"), beam(width=M or "sqrt",
 lookahead=k, max_rounds), dvts(width=M, max_rounds), revisions(chains=C, selection="hierarchical"|"majority",
 max_context, verifier_context) — run it with the revision model as the generator (search/revisions.py).
+
+Owns: common (the shared expand-and-score step, ``SearchResult``), one file per strategy
+(best_of_n, beam, dvts, revision_chains), selection (answer selection), pool (the sample pool),
+grid (the job grid). May import: ``storage``, ``tasks``, ``models``, ``generation``,
+``verifiers``, ``revisions``.
 """
 
 from __future__ import annotations
@@ -13,13 +18,13 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
-from ..tasks.problem import Problem
 # imported under other names so that ttc_lib.search.beam etc. stay the modules
-from .beam import beam as _beam
-from .best_of_n import best_of_n as _best_of_n
-from .common import Candidate, SearchResult, config_key, results_table
-from .dvts import dvts as _dvts
-from .revisions import revisions as _revisions
+from ttc_lib.search.beam import beam as _beam
+from ttc_lib.search.best_of_n import best_of_n as _best_of_n
+from ttc_lib.search.common import Candidate, SearchResult, config_key, results_table
+from ttc_lib.search.dvts import dvts as _dvts
+from ttc_lib.search.revision_chains import revisions as _revisions
+from ttc_lib.tasks.problem import Problem
 
 STRATEGIES: dict[str, Callable[..., list[SearchResult]]] = {"best_of_n": _best_of_n, "beam": _beam, "dvts": _dvts,
                                                              "revisions": _revisions}

@@ -36,10 +36,10 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from ..compute import Cost
-from ..selection import weighted
-from ..tasks.problem import Problem
-from .common import Candidate, SearchResult, expand_and_score, final_candidate
+from ttc_lib.models.cost import Cost
+from ttc_lib.search.common import Candidate, SearchResult, expand_and_score, final_candidate
+from ttc_lib.search.selection import weighted
+from ttc_lib.tasks.problem import Problem
 
 MAX_ROUNDS = 40  # the paper's cap on beam expansion rounds
 STREAM_STRIDE = 1 << 16  # stream of a prefix = tree stream * STREAM_STRIDE + duplicate index

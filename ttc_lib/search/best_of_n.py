@@ -27,12 +27,12 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .. import selection as sel
-from ..compute import Cost
-from ..grading import extract_answer
-from ..prompts import format_prompt
-from ..tasks.problem import Problem
-from .common import Candidate, SearchResult, score_texts
+from ttc_lib.models.cost import Cost
+from ttc_lib.search import selection as sel
+from ttc_lib.search.common import Candidate, SearchResult, score_texts
+from ttc_lib.tasks.grading import extract_answer
+from ttc_lib.tasks.problem import Problem
+from ttc_lib.tasks.prompts import format_prompt
 
 # selection name -> fn(answers, scores) -> answer; all of them selection.py's own rules
 SELECTIONS: dict[str, Callable[[list, list], str | None]] = {

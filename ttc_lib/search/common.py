@@ -42,11 +42,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from ..compute import Cost
-from ..grading import extract_answer, grade_answer
-from ..prompts import format_prompt
-from ..selection import aggregate
-from ..steps import join_steps, prefix_text, split_steps
+from ttc_lib.models.cost import Cost
+from ttc_lib.search.selection import aggregate
+from ttc_lib.tasks.grading import extract_answer, grade_answer
+from ttc_lib.tasks.prompts import format_prompt
+from ttc_lib.tasks.steps import join_steps, prefix_text, split_steps
 
 # Columns of the results tables (04_search/results.parquet, 05_revisions/results.parquet).
 RESULT_COLUMNS = ["strategy", "config", "budget", "seed", "question_id", "answer", "correct",

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..selection import weighted
-from ..tasks.problem import Problem
-from .beam import MAX_ROUNDS, Tree, tree_search
-from .common import SearchResult
+from ttc_lib.search.beam import MAX_ROUNDS, Tree, tree_search
+from ttc_lib.search.common import SearchResult
+from ttc_lib.search.selection import weighted
+from ttc_lib.tasks.problem import Problem
 
 
 def dvts(generator: Any, verifier: Any, problems: list[Problem], budget: int, *, seed: int = 0,

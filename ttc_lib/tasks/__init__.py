@@ -8,6 +8,9 @@ Sources:
 * a path ending in ``.jsonl``: a MATH-format file (no options).
 * anything else: a Hugging Face dataset, a local directory or a hub id ("owner/name").
   Options: ``split`` (default "test"), ``cache_dir``.
+
+Owns: problem, arithmetic (the synthetic world and its first-wrong-step oracle), math_dataset,
+store, steps (the step contract), prompts, grading. May import: ``ttc_lib.storage`` only.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
-from .arithmetic import ArithmeticWorld, first_wrong_step, make_splits, step_labels
-from .math_dataset import load_hf_dataset, load_jsonl
-from .problem import Problem
+from ttc_lib.tasks.arithmetic import ArithmeticWorld, first_wrong_step, make_splits, step_labels
+from ttc_lib.tasks.math_dataset import load_hf_dataset, load_jsonl
+from ttc_lib.tasks.problem import Problem
 
 __all__ = ["Problem", "ArithmeticWorld", "make_splits", "first_wrong_step", "step_labels",
            "load_jsonl", "load_hf_dataset", "load_problems", "LOADERS"]

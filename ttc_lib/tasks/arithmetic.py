@@ -16,8 +16,8 @@ import random
 import re
 from dataclasses import dataclass, fields
 
-from ..steps import join_steps, split_steps
-from .problem import Problem
+from ttc_lib.tasks.problem import Problem
+from ttc_lib.tasks.steps import join_steps, split_steps
 
 _OP_WORDS = {"+": "add", "-": "subtract", "*": "multiply by"}
 _WORD_OPS = {w: op for op, w in _OP_WORDS.items()}

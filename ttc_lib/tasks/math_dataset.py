@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from .problem import Problem
+from ttc_lib.tasks.problem import Problem
 
 _LEVEL_RE = re.compile(r"(?:level\s*)?(\d+)", re.IGNORECASE | re.ASCII)
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from ..runs import atomic_write_text
-from .problem import Problem
+from ttc_lib.storage import atomic_write_text
+from ttc_lib.tasks.problem import Problem
 
 
 def save_jsonl(path: str | Path, problems: Sequence[Problem]) -> None:

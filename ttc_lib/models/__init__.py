@@ -1,0 +1,8 @@
+"""Models trained from scratch: the tokenizer, model specs and checkpoints (normal Hugging Face
+folders that carry their own ``ttc_config.json``), training rows and batches, the training loop and
+its config, parallel training jobs, the cost ledger (``cost.Cost``, FLOPs formulas) and a model's
+identity for cache keys.
+
+Owns: tokenizer, checkpoints, identity, cost, train_config, batches, context_rows, training,
+parallel_training. May import: ``ttc_lib.storage`` and ``ttc_lib.tasks``.
+"""

@@ -1,0 +1,120 @@
+"""Run a grid of search configurations × budgets × seeds into one results table, resumably.
+
+Rules
+-----
+* A spec is a dict ``{"strategy": name, **config}`` (e.g. ``{"strategy": "beam", "width": 4,
+  "lookahead": 1}``); ``grid`` crosses specs with budgets and seeds into ``Job``s, in that order,
+  and leaves out the jobs a strategy cannot run: lookahead k needs a budget of at least k+1
+  generations (``skipped`` lists them with the reason).
+* ``run_jobs`` runs every job on the same problems through ``search.run_strategy`` (beam,
+  lookahead and DVTS are run separately at each budget: their runs are not prefixes of each
+  other) and flattens the results with ``search.results_table`` (RESULT_COLUMNS). Each finished
+  job is one record of a ``runs.ResultCache`` keyed by the job and ``tag`` (which should name
+  the question set, the models' identities (``model_identity.model_identity``, not their paths: a
+  retrained model keeps its path) and sampling knobs), so a killed run redoes at most the job in flight.
+  ``df.attrs["seconds"]``: wall seconds per job key (cached jobs keep their first run's time).
+* ``pool_jobs`` evaluates best-of-N from notebook 03's pool (``search.best_of_n.from_pool``) at
+  each budget and selection, ``n_subsets`` random subsets each (their index in ``seed``).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ttc_lib.search import run_strategy
+from ttc_lib.search.best_of_n import from_pool
+from ttc_lib.search.common import RESULT_COLUMNS, config_key, results_table
+from ttc_lib.storage import ResultCache
+from ttc_lib.tasks.problem import Problem
+
+
+@dataclass(frozen=True)
+class Job:
+    strategy: str
+    config: tuple[tuple[str, Any], ...]  # sorted (key, value) pairs
+    budget: int
+    seed: int
+
+    @property
+    def config_dict(self) -> dict:
+        return dict(self.config)
+
+    def key(self, tag: str = "") -> str:
+        return f"{self.strategy}[{config_key(self.config_dict)}]|N={self.budget}|seed={self.seed}|{tag}"
+
+
+def _check_spec(spec: Any) -> tuple[str, dict]:
+    if not isinstance(spec, dict) or not isinstance(spec.get("strategy"), str):
+        raise ValueError(f"a search spec must be a dict with a 'strategy' name, got {spec!r}")
+    return spec["strategy"], {k: v for k, v in spec.items() if k != "strategy"}
+
+
+def grid(specs: Sequence[dict], budgets: Sequence[int], seeds: Sequence[int]) -> tuple[list[Job], list[str]]:
+    """(jobs, skipped): every feasible (spec, budget, seed), and why the others were left out."""
+    bad = [b for b in budgets if isinstance(b, bool) or not isinstance(b, int) or b < 1]
+    if bad:
+        raise ValueError(f"budgets must be positive ints, got {bad}")
+    jobs, skipped = [], []
+    for spec in specs:
+        name, config = _check_spec(spec)
+        for budget in budgets:
+            k = config.get("lookahead", 0) if name == "beam" else 0
+            if budget < k + 1:
+                skipped.append(f"{name}[{config_key(config)}] at N={budget}: lookahead {k} needs N >= {k + 1}")
+                continue
+            jobs.extend(Job(name, tuple(sorted(config.items())), int(budget), int(s)) for s in seeds)
+    return jobs, skipped
+
+
+def question_tag(problems: Sequence[Problem]) -> str:
+    """A short fingerprint of a question set (for cache keys)."""
+    ids = ",".join(p.id for p in problems)
+    return f"{len(problems)}q-{zlib.crc32(ids.encode('utf-8')):08x}"
+
+
+def run_jobs(jobs: Sequence[Job], generator, verifier, problems: Sequence[Problem], *, max_new_tokens: int,
+             temperature: float = 1.0, cache: ResultCache | None = None, tag: str = "",
+             progress: bool = True, aggregate: str = "last") -> pd.DataFrame:
+    """RESULT_COLUMNS rows of every job (module rules); ``aggregate``: how every strategy turns step
+    scores into a score (search.common; not part of the job key, so ``tag`` should name it). Nor are
+    the generator and verifier: ``tag`` must name them too (``model_identity.model_identity`` of their paths,
+    not the paths), or models retrained at the same paths are served the old results."""
+    references = {p.id: p.answer for p in problems}
+    frames, seconds = [], {}
+    bar = {} if progress else {"disable": True}
+    for job in tqdm(jobs, desc="search jobs", unit="job", **bar):
+        key = job.key(tag)
+        record = cache.get(key) if cache is not None else None
+        if record is None:
+            start = time.perf_counter()
+            results = run_strategy(job.strategy, generator, verifier, list(problems), job.budget, seed=job.seed,
+                                   temperature=temperature, max_new_tokens=max_new_tokens, progress=False,
+                                   aggregate=aggregate, **job.config_dict)
+            table = results_table(results, references)
+            record = {"rows": table.to_dict(orient="records"), "seconds": round(time.perf_counter() - start, 3)}
+            if cache is not None:
+                cache.put(key, record)
+        frames.append(pd.DataFrame(record["rows"], columns=RESULT_COLUMNS))
+        seconds[key] = record["seconds"]
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
+    out.attrs["seconds"] = seconds
+    return out
+
+
+def pool_jobs(pool: pd.DataFrame, budgets: Sequence[int], selections: Sequence[str], *, n_subsets: int, seed: int,
+              generator_params: int, verifier_params: int, references: dict[str, str]) -> pd.DataFrame:
+    """Best-of-N from the pool at every (selection, budget): RESULT_COLUMNS rows."""
+    largest = int(pool.groupby("question_id").size().min()) if len(pool) else 0
+    too_big = [b for b in budgets if b > largest]
+    if too_big:
+        raise ValueError(f"best-of-N budgets {too_big} exceed the pool's {largest} samples per question "
+                         f"(raise n_samples in notebook 03)")
+    frames = [results_table(from_pool(pool, int(b), n_subsets, seed, sel, generator_params, verifier_params), references)
+              for sel in selections for b in budgets]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
