@@ -27,7 +27,7 @@ OVERRIDES := $(foreach s,$(SET),--set $(s)) $(if $(GENERATOR),--set generator=$(
              $(if $(DATA),--set source=$(DATA)) $(if $(VERIFIER),--set verifier=$(VERIFIER))
 TEST_RUNS := $(CURDIR)/build/test-runs
 
-.PHONY: run test unit lab install clean benchmarks record $(STAGES)
+.PHONY: run test unit lint lab install clean benchmarks record $(STAGES)
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ $(STAGES): $(STAMP)
 test: $(STAMP)
 	rm -rf $(TEST_RUNS)
 	TQDM_DISABLE=1 TTC_RUNS_DIR=$(TEST_RUNS) $(PY) -m pytest -q tests --nbval-lax --nbval-current-env notebooks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ttc_lib tests benchmarks notebooks
 
 unit: $(STAMP)
 	TQDM_DISABLE=1 $(PY) -m pytest -q tests

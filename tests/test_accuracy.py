@@ -33,7 +33,7 @@ def test_overall_and_per_bin_curves():
     assert beam.loc["all", "total_flops"] == pytest.approx(20.0)
     assert beam.loc[1, "mean"] == pytest.approx(1.0) and beam.loc[1, "std"] == 0
     assert beam.loc[5, "mean"] == pytest.approx(0.5) and beam.loc[5, "std"] == pytest.approx(0.5)
-    predicted = accuracy_curves(RESULTS, BINS, bin_column="predicted_bin")
+    predicted = accuracy_curves(RESULTS, BINS, kind="predicted")
     assert set(predicted.bin) == {"all", 2, 5}
     assert set(accuracy_curves(RESULTS).bin) == {"all"}
 
@@ -47,7 +47,7 @@ def test_summary_layout():
 
 
 def test_errors_name_the_problem():
-    with pytest.raises(ValueError, match="no bin"):
+    with pytest.raises(ValueError, match="1 question.* no bin.*'b'"):  # attach_bins(missing="raise")
         accuracy_curves(RESULTS, BINS.iloc[:1])
     with pytest.raises(ValueError, match="lacks column"):
         accuracy_curves(RESULTS.drop(columns="seed"))

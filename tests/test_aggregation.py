@@ -16,6 +16,7 @@ from ttc_lib.analysis.aggregation import (
     validation_set,
 )
 from ttc_lib.analysis.strategy_policy import Choice, Policy, solve_many
+from ttc_lib.analysis.verifier_quality import extract_answers
 from ttc_lib.generation.generator import Sample
 from ttc_lib.models.cost import Cost
 from ttc_lib.search import grid as search_grid
@@ -171,3 +172,9 @@ def test_policy_probes_and_strategies_use_the_policys_rule():
     solve_many(problems, 4, generator=FakeGenerator(), verifier=TableVerifier(), policy=policy, runner=runner,
                strategy_models={"beam": (FakeGenerator(), TableVerifier())})
     assert calls == ["prod", None]  # a strategy with its own verifier keeps that verifier's default
+
+
+def test_extract_answers_reads_finished_samples_and_samples_nothing():
+    samples = [[Sample("a\n\\boxed{3}", 4, "end"), Sample("a\n\\boxed{3}", 9, "length"), Sample("no box", 2, "end")],
+               []]
+    assert extract_answers(samples) == [["3", None, None], []]

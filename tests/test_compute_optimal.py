@@ -10,9 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttc_lib.analysis import compute_optimal as co
-from ttc_lib.analysis import efficiency
-from ttc_lib.analysis import results_table as rt
+from ttc_lib.analysis import compute_optimal as co, efficiency, results_table as rt
 from ttc_lib.search.common import RESULT_COLUMNS, config_key
 
 
@@ -107,6 +105,39 @@ def test_a_method_missing_questions_at_a_budget_is_not_a_candidate():
     rows += [("plain", {}, 4, 0, q, False) for q in questions]
     table = rt.attach_bins(rt.per_question(results(rows)), bins_for(questions, {q: 1 for q in questions}))
     assert co.fit_choices(table).method.tolist() == ["plain"]
+
+
+def test_attach_bins_drops_or_raises_on_a_question_without_a_bin():
+    table = rt.per_question(results([("m", {}, 1, 0, q, True) for q in ("a", "b", "c")]))
+    bins = pd.concat([bins_for(["a", "c"], {"a": 1, "c": 3}), bins_for(["a"], {"a": 5})], ignore_index=True)
+    dropped = rt.attach_bins(table, bins)  # default missing="drop": "b" left out; first row per question
+    assert dropped.question_id.tolist() == ["a", "c"] and dropped.bin.tolist() == [1, 3]
+    assert dropped.bin.dtype == int and "bin" not in table
+    with pytest.raises(ValueError, match=r"1 question\(s\) have no bin.*'b'"):
+        rt.attach_bins(table, bins, missing="raise")
+    full = rt.attach_bins(table[table.question_id != "b"], bins, "predicted", missing="raise")
+    assert full.index.tolist() == [0, 2] and full.bin.tolist() == [1, 3]
+    other = pd.DataFrame({"problem_id": ["c", "a"], "x": [1, 2]})  # notebook 07's greedy table
+    assert rt.attach_bins(other, bins, missing="raise", on="problem_id").bin.tolist() == [3, 1]
+    with pytest.raises(ValueError, match="missing must be"):
+        rt.attach_bins(table, bins, missing="keep")
+
+
+def test_heldout_comparison_bins_every_solved_question():
+    class NoChoice:
+        def choose(self, predicted_bin, budget):
+            return None
+
+    rows = [(rt.BASELINE.split("[")[0], {"selection": "weighted"}, 4, 0, q, q == "a") for q in "ab"]
+    table = rt.per_question(results(rows))
+    bins = bins_for(["a", "b"], {"a": 1, "b": 2}).assign(predicted_bin=[2, 2])
+    solved = pd.DataFrame({"question_id": ["a", "b"], "budget": 4, "correct": [True, True], "bin": [9, 9],
+                           "generations": 4, "total_flops": 1.0})
+    out = co.heldout_comparison(solved, table, bins, NoChoice()).set_index("bin")
+    assert out.loc[1, "baseline_accuracy"] == 1.0 and out.loc[2, "baseline_accuracy"] == 0.0  # oracle bins, not 9
+    assert out.loc["all", "questions"] == 2
+    with pytest.raises(ValueError, match="no bin"):
+        co.heldout_comparison(solved, table, bins.iloc[:1], NoChoice())
 
 
 def test_cross_validation_rejects_missing_bins():

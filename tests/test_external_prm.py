@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from ttc_lib.models.identity import model_identity
 from ttc_lib.tasks.steps import join_steps, split_steps
 from ttc_lib.verifiers.external_prm import MathShepherdPRM, QwenPRM, load_prm
 
@@ -125,6 +126,7 @@ def test_scores_match_manual_computation(kind, shepherd_dir, qwen_dir):
         assert got == pytest.approx(manual(path, q, sol), abs=1e-5)
     assert len({round(x, 6) for row in scores for x in row}) > 3  # a real signal, not a constant
     assert prm.tokens_scored > 0 and prm.num_params > 0
+    assert prm.identity == f"{kind}:{model_identity(path)}"  # what cache keys of its scores name
 
 
 @pytest.mark.parametrize("kind", ["math_shepherd", "qwen_prm"])

@@ -14,7 +14,8 @@ from ttc_lib.generation.generator import Generator, Sample
 from ttc_lib.tasks.prompts import format_prompt
 from ttc_lib.tasks.steps import STEP_DELIMITER, join_steps, split_steps
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # every test here: one torch thread
+pytestmark = [pytest.mark.usefixtures("one_thread"),  # every test here: one torch thread
+              pytest.mark.filterwarnings("error::FutureWarning")]  # no deprecated transformers calls
 
 QA = "Start with 23. Add 7, multiply by 3. What is the result?"
 QB = "Start with 4. Multiply by 5. What is the result?"

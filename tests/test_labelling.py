@@ -43,6 +43,8 @@ ROLLOUTS = {  # (question, prefix) -> 8 scripted continuations
 class ScriptedGenerator:
     """Same .sample signature as generation.Generator; records every call."""
 
+    identity = "scripted"
+
     def __init__(self):
         self.calls: list[dict] = []
 
@@ -127,6 +129,8 @@ def test_label_agreement_scripted(tmp_path):
 # ---- resume -------------------------------------------------------------------------------------
 class RandomGenerator:
     """Deterministic pseudo-policy on arithmetic problems: outputs depend on (seed, question, prefix, i)."""
+
+    identity = "random"
 
     def __init__(self, problems, fail_after_calls=None):
         self.answers = {p.question: p for p in problems}

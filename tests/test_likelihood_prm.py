@@ -18,6 +18,8 @@ from ttc_lib.verifiers.likelihood_prm import (
     step_features,
 )
 
+pytestmark = pytest.mark.filterwarnings("error::FutureWarning")  # no deprecated transformers calls
+
 QUESTION = "Start with 23. Add 7, multiply by 3. What is the result?"
 SOLUTION = "23+7=30\n30*3=90\n\\boxed{90}"  # steps span [0,7) [8,15) [16,26); "\n" at 7 and 15
 
@@ -106,10 +108,12 @@ def test_fit_score_save_load(backbone, tiny_checkpoint, tmp_path):
     assert again.tokens_scored > before
 
 
-def test_monotone_scores_fall_with_likelihood(backbone):
+def test_monotone_scores_fall_with_likelihood(backbone, tmp_path):
     prm = LikelihoodPRM(backbone, [0.3, 0.5, 0.2], 1.0)
     grid = np.array([[-0.1, -0.1, -0.05], [-2.0, -2.0, -0.5], [-15.0, -15.0, -3.0]])
     s = prm.score_features(grid)
     assert s[0] > s[1] > s[2] and s[2] < 0.01
+    target = tmp_path / "never-written"
     with pytest.raises(ValueError, match="no backbone_path"):
-        prm.save("/tmp/never-written")
+        prm.save(target)
+    assert not target.exists()

@@ -1,4 +1,4 @@
-"""Verifier metrics: AUROC against pair counting, and the difficulty-only PRM failure mode of FINDINGS.md."""
+"""Verifier metrics: AUROC against pair counting, and the difficulty-only PRM failure mode."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_auroc_input_errors():
 
 
 def test_difficulty_only_score_is_chance_within_questions():
-    """FINDINGS.md: a PRM that learned difficulty, not correctness, looks good globally."""
+    """A PRM that learned difficulty, not correctness, looks good globally and is chance within questions."""
     rng = np.random.default_rng(1)
     questions = np.repeat(np.arange(50), 20)
     p_correct = np.linspace(0.05, 0.95, 50)[questions]  # easy questions have mostly right steps

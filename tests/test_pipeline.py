@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ttc_lib.pipeline import runner as pipeline
-from ttc_lib.pipeline.runs import STAGES, project_root
+from ttc_lib.pipeline.runs import STAGES, notebook_parameters, project_root
 
 ROOT = project_root()
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -25,7 +25,7 @@ def test_notebooks_are_the_stages_in_order():
 @pytest.mark.parametrize("profile_path", PROFILES, ids=lambda p: p.stem)
 def test_every_profile_key_is_a_notebook_parameter(profile_path):
     raw = yaml.safe_load(profile_path.read_text())
-    declared = {p.stem: pipeline.notebook_parameters(p) for p in NOTEBOOKS}
+    declared = {p.stem: notebook_parameters(p) for p in NOTEBOOKS}
     for key in raw.get("common") or {}:
         for stem, params in declared.items():
             assert key in params, f"{profile_path.name}: common key {key!r} missing from {stem}.ipynb"
@@ -42,7 +42,7 @@ def test_every_profile_key_is_a_notebook_parameter(profile_path):
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_thin_and_clean(nb_path):
     nb = json.loads(nb_path.read_text())
-    params = pipeline.notebook_parameters(nb_path)
+    params = notebook_parameters(nb_path)
     assert {"profile", "seed"} <= set(params), "every notebook takes profile and seed"
     assert params["profile"][1] == "ci", "notebook defaults are the ci profile"
     assert nb["cells"][0]["cell_type"] == "markdown", "a notebook opens with what it does and why"
@@ -50,11 +50,33 @@ def test_notebook_is_thin_and_clean(nb_path):
         if cell["cell_type"] != "code":
             continue
         source = "".join(cell["source"])
-        tree = ast.parse("\n".join(l for l in source.splitlines() if not l.lstrip().startswith(("%", "!"))))
+        tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
         assert not any(isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) for n in ast.walk(tree)), \
             f"{nb_path.name}: no def/class in notebooks (put it in ttc_lib)"
         assert "injected-parameters" not in cell.get("metadata", {}).get("tags", [])
         assert not any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+
+
+MAX_CELL_LINES = 15  # a code cell is a few library calls; anything longer belongs in ttc_lib
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_cells_are_short(nb_path):
+    nb = json.loads(nb_path.read_text())
+    long = []
+    for index, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code" or "parameters" in cell.get("metadata", {}).get("tags", []):
+            continue
+        lines = len("".join(cell["source"]).strip().splitlines())
+        if lines > MAX_CELL_LINES:
+            long.append(f"cell {index} ({cell.get('id')}): {lines} lines")
+    assert not long, f"{nb_path.name}: code cells over {MAX_CELL_LINES} lines (move the logic to ttc_lib): {long}"
+
+
+def test_a_stage_opens_with_one_library_call():
+    for nb_path in NOTEBOOKS:
+        source = "".join("".join(c["source"]) for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == "code")
+        assert f'Stage.open(profile, "{nb_path.stem}", globals()' in source, f"{nb_path.name}: open with Stage.open"
 
 
 def test_ci_profile_equals_notebook_defaults():
@@ -62,7 +84,7 @@ def test_ci_profile_equals_notebook_defaults():
     for stem, values in raw.items():
         targets = [p for p in NOTEBOOKS if p.stem == stem] if stem != "common" else NOTEBOOKS
         for nb_path in targets:
-            declared = pipeline.notebook_parameters(nb_path)
+            declared = notebook_parameters(nb_path)
             for key, value in (values or {}).items():
                 assert declared[key][1] == value, f"ci.yaml {stem}.{key}={value!r} != default in {nb_path.name}"
 
@@ -108,7 +130,7 @@ def test_papermill_sees_every_parameter(nb_path):
 
     cell = next(c for c in json.loads(nb_path.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
     seen = {p.name for p in PythonTranslator.inspect({"source": "".join(cell["source"])})}
-    assert seen == set(pipeline.notebook_parameters(nb_path))
+    assert seen == set(notebook_parameters(nb_path))
 
 
 def test_relative_paths_are_taken_from_where_make_runs(tmp_path):

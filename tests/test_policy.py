@@ -101,7 +101,7 @@ def test_constructor_validates_too():
 class HashVerifier:
     """Scores each step by a hash of the solution text (deterministic, spread over [0, 1])."""
 
-    name, num_params = "hash", 1234
+    name, num_params, identity = "hash", 1234, "hash-verifier"
 
     def __init__(self):
         self.tokens_scored = 0
@@ -244,17 +244,21 @@ def test_solve_runs_the_real_strategies_within_budget(generator, chosen):
         assert r.cost.verifier_tokens >= r.probe_cost.verifier_tokens
 
 
-def test_evaluate_policy_cache_is_keyed_by_the_models_tag(generator, tmp_path):
+def test_evaluate_policy_cache_is_keyed_by_the_models_identities(generator, tmp_path):
     from ttc_lib.analysis.strategy_policy import evaluate_policy
 
-    runner = sampling_runner()
-    kwargs = dict(generator=generator, verifier=HashVerifier(), policy=make_policy(), max_new_tokens=12, runner=runner)
-    run = lambda tag: evaluate_policy(PROBLEMS[:3], [6], cache_path=tmp_path / "c.jsonl", progress=False,  # noqa: E731
-                                      tag=tag, **kwargs)
-    run("policy=a|verifier=x")
+    runner, verifier = sampling_runner(), HashVerifier()
+    kwargs = dict(verifier=verifier, policy=make_policy(), max_new_tokens=12, runner=runner)
+    run = lambda gen: evaluate_policy(PROBLEMS[:3], [6], cache_path=tmp_path / "c.jsonl", progress=False,  # noqa: E731
+                                      generator=gen, **kwargs)
+    run(generator)
     calls = len(runner.calls)
     assert calls > 0
-    run("policy=a|verifier=x")
+    run(generator)
     assert len(runner.calls) == calls  # same models: from the cache
-    run("policy=b|verifier=x")
+    run(Generator(generator.model, generator.tokenizer, device="cpu", identity="retrained"))
     assert len(runner.calls) > calls  # a policy model retrained at the same path is solved with again
+    calls = len(runner.calls)
+    verifier.identity = "retrained-verifier"
+    run(generator)
+    assert len(runner.calls) > calls  # so is a retrained verifier

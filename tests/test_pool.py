@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ttc_lib.generation.generator import Sample
-from ttc_lib.search.pool import POOL_COLUMNS, sample_pool, split_tokens
+from ttc_lib.search.pool import POOL_COLUMNS, sample_pool
 from ttc_lib.storage import ResultCache
 from ttc_lib.tasks.problem import Problem
 
@@ -19,7 +19,7 @@ class FakeTokenizer:
 class FakeGenerator:
     """Sample i of a question answers i (mod 3); sample 2 of every question is cut off."""
 
-    prompt_style = "plain"
+    prompt_style, identity = "plain", "fake-policy"
 
     def __init__(self):
         self.tokenizer = FakeTokenizer()
@@ -38,7 +38,7 @@ class FakeGenerator:
 
 
 class FakeVerifier:
-    name, num_params = "fake", 10
+    name, num_params, identity = "fake", 10, "fake-verifier"
 
     def __init__(self):
         self.tokens_scored = 0
@@ -98,13 +98,7 @@ def test_pool_resumes_from_cache(tmp_path):
     assert len(other_seed.calls) == 1  # a different seed is different work
 
 
-def test_split_tokens():
-    assert split_tokens(10, [1, 1, 1]) == [4, 3, 3]
-    assert sum(split_tokens(101, [3, 5, 7, 11])) == 101
-    assert split_tokens(0, []) == []
-    assert split_tokens(4, [0, 0]) == [2, 2]
-    with pytest.raises(ValueError):
-        split_tokens(3, [])
+def test_bad_arguments():  # the token split itself: tests/test_search.py::test_split_total_*
     with pytest.raises(ValueError):
         sample_pool(FakeGenerator(), FakeVerifier(), PROBLEMS, 0, max_new_tokens=9)
     with pytest.raises(ValueError, match="duplicate"):

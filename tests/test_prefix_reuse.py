@@ -11,7 +11,7 @@ from ttc_lib.generation.prefill import shared_prefill
 from ttc_lib.generation.prefix_reuse import PrefixStore
 from ttc_lib.tasks.prompts import format_prompt
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("error::FutureWarning")]
 
 # the tiny corpus's three questions (conftest.TINY_CORPUS): the tiny model has seen their tokens
 QA, QB, QC = ("Start with 23. Add 7, multiply by 3, subtract 15. What is the result?",
@@ -125,16 +125,19 @@ def test_prefix_store_sampled_steps_extend_their_prompt():
 def test_rounds_following_sampled_steps_reuse_the_steps_and_keep_the_samples(trained_policy, one_thread):
     reusing = Generator.from_pretrained(trained_policy[0], device="cpu")
     plain = Generator(reusing.model, reusing.tokenizer, device="cpu", reuse_prefixes=False)
+    no_steps = Generator(reusing.model, reusing.tokenizer, device="cpu", keep_steps=False)  # prompts only
     gen, questions = reusing, [p.question for p in trained_policy[1]]
     prefixes = [""] * len(questions)
     for r in range(3):  # beam-search rounds: each prompt continued by one of its sampled steps
         args = dict(max_new_tokens=12, seed=r, progress=False)
-        before = reusing.prefixes.reused_tokens
+        before, before_prompts = reusing.prefixes.reused_tokens, no_steps.prefixes.reused_tokens
         got = reusing.sample_steps(questions, prefixes, 4, **args)
         assert got == plain.sample_steps(questions, prefixes, 4, **args)
+        assert got == no_steps.sample_steps(questions, prefixes, 4, **args)
         if r:  # every token but the step's closing one is read from the last round
             assert reusing.prefixes.reused_tokens - before == sum(len(_ids(gen, q, p)) - 1
                                                                    for q, p in zip(questions, prefixes))
+            assert no_steps.prefixes.reused_tokens - before_prompts < reusing.prefixes.reused_tokens - before
         nxt = [(q, p + s.text + "\n") for q, p, row in zip(questions, prefixes, got) for s in row[:2]
                if s.finish_reason == "step" and _ids(gen, q, p + s.text + "\n")[:-1] != _ids(gen, q, p)]
         assert nxt, "the tiny model closed no step"

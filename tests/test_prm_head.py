@@ -10,8 +10,7 @@ import torch
 
 from ttc_lib.analysis.auroc import within_question_auroc
 from ttc_lib.tasks.steps import join_steps, split_steps
-from ttc_lib.verifiers import head_prm as prm_head
-from ttc_lib.verifiers import head_prm_training
+from ttc_lib.verifiers import head_prm as prm_head, head_prm_training
 from ttc_lib.verifiers.base import LabelledSolution, Verifier
 from ttc_lib.verifiers.head_prm import HeadPRM
 from ttc_lib.verifiers.head_prm_data import split_by_question

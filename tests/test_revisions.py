@@ -8,6 +8,7 @@ from collections import Counter
 import pandas as pd
 import pytest
 
+from ttc_lib.analysis.results_table import attach_bins
 from ttc_lib.generation.generator import Sample
 from ttc_lib.revisions.analysis import (
     accuracy_by_ratio,
@@ -31,7 +32,7 @@ class StubGenerator:
     """Deterministic fake: a sample's text is a function of (seed, prompt, index); records every call."""
 
     def __init__(self, tokenizer):
-        self.tokenizer, self.prompt_style, self.num_params = tokenizer, "plain", 1000
+        self.tokenizer, self.prompt_style, self.num_params, self.identity = tokenizer, "plain", 1000, "stub-reviser"
         self.calls: list[tuple[list[str], int, int]] = []
 
     def sample(self, questions, n, *, temperature=1.0, max_new_tokens=256, seed=0, progress=True):
@@ -45,7 +46,7 @@ class StubGenerator:
 
 
 class StubVerifier:
-    name, num_params, tokens_scored = "stub", 10, 0
+    name, num_params, tokens_scored, identity = "stub", 10, 0, "stub-verifier"
 
     def score(self, questions, solutions):
         return [[0.5] * (s.count("\n") + 1) for s in solutions]
@@ -247,7 +248,7 @@ def test_revision_model_trains_and_keeps_the_checkpoint_after_the_minimum(tiny_c
     config = TrainConfig(steps=6, batch_size=4, lr=1e-2, warmup_steps=1, bf16=False, seed=0)
     record = train_revision_model(tiny_checkpoint, data[:10], data[10:], config, tmp_path / "rev", eval_every=2,
                                   patience=2, progress=False)
-    losses = [l for _, l in record["val_curve"]]
+    losses = [loss for _, loss in record["val_curve"]]
     best = losses.index(min(losses))
     assert record["chosen_step"] == record["val_curve"][min(best + 1, len(losses) - 1)][0]
     assert record["val_curve"][0][0] == 0
@@ -275,7 +276,7 @@ def test_accuracy_by_ratio_labels_splits_and_nests_by_bin():
     assert nested["majority"]["4:1"][4] == {"mean": 0.75, "std": 0.25}
     assert nested["majority"]["1:4"][4] == {"mean": 0.5, "std": 0.0}
     bins = pd.DataFrame({"question_id": ["q1", "q2"], "oracle_bin": [1, 5]})
-    by_bin = nested_accuracy(accuracy_by_ratio(table, bins))
+    by_bin = nested_accuracy(accuracy_by_ratio(attach_bins(table, bins, "oracle")))
     assert by_bin["majority"]["4:1"][4] == {1: 0.5, 5: 1.0}
 
 
@@ -291,26 +292,27 @@ def test_best_ratios_lists_ties_instead_of_breaking_them_by_order():
 
 
 # ------------------------------------------------------------ caches are keyed by the models' identities
-def test_sweep_cache_is_not_served_under_another_model_tag(tiny_tokenizer, tmp_path):
-    gen, cache = StubGenerator(tiny_tokenizer), tmp_path / "sweep.jsonl"
-    run = lambda tag: rv.sweep(gen, PROBLEMS, [2], seeds=[0], verifiers={"v": (StubVerifier(), False)},  # noqa: E731
-                               max_new_tokens=6, cache_path=cache, progress=False, tag=tag)
-    first = run("reviser=a|v=x")
+def test_sweep_cache_is_keyed_by_the_models_identities(tiny_tokenizer, tmp_path):
+    gen, cache, verifier = StubGenerator(tiny_tokenizer), tmp_path / "sweep.jsonl", StubVerifier()
+    run = lambda: rv.sweep(gen, PROBLEMS, [2], seeds=[0], verifiers={"v": (verifier, False)},  # noqa: E731
+                           max_new_tokens=6, cache_path=cache, progress=False)
+    first = run()
     calls = len(gen.calls)
     assert calls > 0
-    pd.testing.assert_frame_equal(run("reviser=a|v=x"), first)
+    pd.testing.assert_frame_equal(run(), first)
     assert len(gen.calls) == calls  # same models: read back from the cache
-    run("reviser=b|v=x")
+    gen.identity = "retrained-reviser"
+    run()
     assert len(gen.calls) > calls  # another reviser at the same path: its chains are generated again
     calls = len(gen.calls)
-    run("reviser=a|v=y")
+    verifier.identity = "retrained-verifier"
+    run()
     assert len(gen.calls) > calls  # another verifier: chains and scores again
 
 
 def test_sample_answers_of_a_policy_retrained_in_place_are_not_the_old_ones(tmp_path, tiny_tokenizer, one_thread):
     from ttc_lib.generation.generator import Generator
     from ttc_lib.models.checkpoints import ModelSpec, build_model, save_checkpoint
-    from ttc_lib.models.identity import identity_tag
     from ttc_lib.revisions.data import sample_answers
 
     spec = ModelSpec("tiny-test", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
@@ -322,7 +324,7 @@ def test_sample_answers_of_a_policy_retrained_in_place_are_not_the_old_ones(tmp_
         gen = Generator.from_pretrained(path, device="cpu")
         fresh = sample_answers(gen, PROBLEMS, 2, temperature=1.0, max_new_tokens=8, seed=0, progress=False)
         cached = sample_answers(gen, PROBLEMS, 2, temperature=1.0, max_new_tokens=8, seed=0, progress=False,
-                                cache_path=cache, tag=identity_tag(policy=path))
+                                cache_path=cache)
         return fresh, cached
 
     fresh1, cached1 = answers(1)

@@ -13,8 +13,7 @@ import torch
 from ttc_lib import search
 from ttc_lib.generation.generator import Generator
 from ttc_lib.models.cost import Cost
-from ttc_lib.search import beam as beam_mod
-from ttc_lib.search import common
+from ttc_lib.search import beam as beam_mod, common
 from ttc_lib.search.best_of_n import from_pool
 from ttc_lib.search.common import RESULT_COLUMNS, SearchResult, results_table
 from ttc_lib.tasks.prompts import format_prompt
@@ -275,6 +274,28 @@ def test_results_table():
 def test_split_total_is_exact():
     assert common.split_total(10, [1, 1, 1]) == [4, 3, 3]
     assert sum(common.split_total(97, [3, 5, 11, 2])) == 97
+    assert sum(common.split_total(101, [3, 5, 7, 11])) == 101
+
+
+def test_split_total_largest_remainder_ties_to_the_earlier_weight():
+    # exact shares 2.5, 2.5, 5.0: one leftover unit, the tied remainders go to the earlier weight
+    assert common.split_total(10, [1, 1, 2]) == [3, 2, 5]
+    assert common.split_total(2, [1, 1, 1, 1]) == [1, 1, 0, 0]
+    # the largest remainder wins over order: 7 * [1, 2] / 3 = 2.33, 4.67
+    assert common.split_total(7, [1, 2]) == [2, 5]
+    # all-zero weights split evenly by the same rule; nothing to split over nothing is fine
+    assert common.split_total(5, [0, 0]) == [3, 2]
+    assert common.split_total(0, []) == []
+    assert common.split_total(0, [3, 4]) == [0, 0]
+
+
+def test_split_total_refuses_what_it_cannot_split():
+    with pytest.raises(ValueError, match="no weights"):
+        common.split_total(3, [])
+    with pytest.raises(ValueError, match=">= 0"):
+        common.split_total(-1, [1, 1])
+    with pytest.raises(ValueError, match=">= 0"):
+        common.split_total(4, [2, -1])
 
 
 def test_clear_errors(world):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 
@@ -48,16 +50,20 @@ def test_grid_crosses_specs_budgets_seeds_and_skips_infeasible_lookahead():
 def test_run_jobs_table_and_resume(tmp_path):
     jobs, _ = grid([{"strategy": "fake", "width": 2}], [4, 8], [0, 1])
     cache_path = tmp_path / "jobs.jsonl"
-    table = run_jobs(jobs, None, None, PROBLEMS, max_new_tokens=9, cache=ResultCache(cache_path), tag="t", progress=False)
+    policy, verifier = SimpleNamespace(identity="policy-a"), SimpleNamespace(identity="verifier-a")
+    run = lambda gen, jobs=jobs: run_jobs(jobs, gen, verifier, PROBLEMS, max_new_tokens=9,  # noqa: E731
+                                          cache=ResultCache(cache_path), progress=False)
+    table = run(policy)
     assert list(table.columns) == RESULT_COLUMNS and len(table) == 4 * 3
     assert table[table.seed == 0].correct.all() and not table[table.seed == 1].correct.any()
     assert table.config.unique().tolist() == ["width=2"] and len(CALLS) == 4
-    assert set(table.attrs["seconds"]) == {j.key("t") for j in jobs}
-    again = run_jobs(jobs, None, None, PROBLEMS, max_new_tokens=9, cache=ResultCache(cache_path), tag="t", progress=False)
+    timed = sorted((r["method"], r["budget"], r["seed"]) for r in table.attrs["seconds"])
+    assert timed == sorted((j.key().split("|")[0], j.budget, j.seed) for j in jobs)
+    again = run(policy)
     assert len(CALLS) == 4  # every job came from the cache
     pd.testing.assert_frame_equal(again, table)
-    run_jobs(jobs[:1], None, None, PROBLEMS, max_new_tokens=9, cache=ResultCache(cache_path), tag="other", progress=False)
-    assert len(CALLS) == 5  # another tag is other work
+    run(SimpleNamespace(identity="policy-b"), jobs[:1])
+    assert len(CALLS) == 5  # another policy (retrained at the same path) is other work
 
 
 def test_pool_jobs_budgets_subsets_and_guard():
@@ -81,6 +87,8 @@ def test_pool_jobs_budgets_subsets_and_guard():
 def test_question_tag_depends_on_the_questions():
     assert question_tag(PROBLEMS) == question_tag(list(PROBLEMS))
     assert question_tag(PROBLEMS) != question_tag(PROBLEMS[:2])
+    edited = [PROBLEMS[0], Problem(id="q1", question="q 1", answer="7", solution="", level=1), PROBLEMS[2]]
+    assert question_tag(edited) != question_tag(PROBLEMS)  # same ids, another reference answer
     assert isinstance(Job("fake", (("width", 2),), 4, 0).config_dict, dict)
 
 

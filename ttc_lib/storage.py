@@ -2,13 +2,15 @@
 
 ``atomic_write_text`` / ``atomic_dir`` / ``write_json`` write to a temporary name beside the
 target and rename, so an interrupted run never leaves a half-written file or folder.
-``ResultCache`` is the append-only store that lets long loops resume after a kill.
+``ResultCache`` is the append-only store that lets long loops resume after a kill; ``key_digest``
+hashes what a cached result depends on into the tail of its key.
 
 This module imports nothing from the project: every layer may use it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -78,6 +80,13 @@ def json_default(obj: Any) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
+def key_digest(*parts: Any) -> str:
+    """A short stable hash of JSON-able ``parts`` (dict keys sorted): the part of a cache key that
+    names everything the cached result depends on (models' identities, settings, seed, content)."""
+    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=json_default)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
 def _last_byte(path: Path) -> bytes:
     with path.open("rb") as fh:
         fh.seek(-1, os.SEEK_END)
@@ -85,8 +94,10 @@ def _last_byte(path: Path) -> bytes:
 
 
 class ResultCache:
-    """Append-only JSONL store of finished work keyed by a string (question, config, seed, and the
-    ``model_identity.model_identity`` of the models that did the work: paths outlive retraining).
+    """Append-only JSONL store of finished work keyed by a string. Its users derive the key from
+    what the result depends on (``key_digest``): the ``identity`` of each model that did the work
+    (Generator, verifiers: paths outlive retraining), the settings, the seed and the question's
+    content (``tasks.problem.content_id``: text and reference answer, not only its id).
 
     Each ``put`` appends one line and flushes, so killing the process loses at most the record
     being written; a torn last line is ignored on reload. Re-running a loop skips keys present.

@@ -4,9 +4,10 @@ bin, with the spread over seeds.
 Rules
 -----
 * Input: a results table with ``search.common.RESULT_COLUMNS`` (one row per strategy, config,
-  budget, seed, question) and, for per-bin numbers, the ``bins.parquet`` table of notebook 03
-  (joined on ``question_id``; a result whose question has no bin is an error).
-* A method is ``compute_optimal.method_name(strategy, config)`` = "strategy[config]", e.g.
+  budget, seed, question; checked and named by ``results_table.with_methods``) and, for per-bin
+  numbers, the ``bins.parquet`` table of notebook 03 (``results_table.attach_bins`` with
+  ``missing="raise"``: a result whose question has no bin is an error).
+* A method is ``results_table.method_name(strategy, config)`` = "strategy[config]", e.g.
   "beam[lookahead=0,width=4]" (the key of 04's summary.json).
 * For each (method, budget[, bin]) and each seed: accuracy = mean of ``correct`` over that
   seed's questions. Reported: ``mean`` and ``std`` (population std, ddof=0; 0 for one seed)
@@ -22,35 +23,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ttc_lib.analysis.results_table import method_name
-from ttc_lib.search.common import RESULT_COLUMNS
+from ttc_lib.analysis.results_table import attach_bins, with_methods
 
 CURVE_COLUMNS = ["method", "strategy", "config", "budget", "bin", "mean", "std", "seeds", "questions",
                  "generations", "total_flops"]
 ALL = "all"  # the ``bin`` value of the overall curve
-
-
-def with_methods(results: pd.DataFrame) -> pd.DataFrame:
-    """``results`` plus a ``method`` column; checks the schema."""
-    missing = [c for c in RESULT_COLUMNS if c not in results.columns]
-    if missing:
-        raise ValueError(f"results table lacks column(s) {missing} (see search.common.RESULT_COLUMNS)")
-    if results.empty:
-        raise ValueError("results table is empty")
-    return results.assign(method=[method_name(s, c) for s, c in zip(results.strategy, results.config)],
-                          correct=results.correct.astype(float))
-
-
-def attach_bin(results: pd.DataFrame, bins: pd.DataFrame, bin_column: str = "oracle_bin") -> pd.DataFrame:
-    """``results`` with a ``bin`` column from ``bins`` (question_id → ``bin_column``)."""
-    if bin_column not in bins.columns or "question_id" not in bins.columns:
-        raise ValueError(f"bins table needs question_id and {bin_column}; it has {list(bins.columns)}")
-    mapping = bins.drop_duplicates("question_id").set_index("question_id")[bin_column]
-    out = results.assign(bin=results.question_id.map(mapping))
-    unbinned = out.question_id[out.bin.isna()].unique()
-    if len(unbinned):
-        raise ValueError(f"{len(unbinned)} result question(s) have no bin in the bins table, e.g. {list(unbinned[:3])}")
-    return out.assign(bin=out.bin.astype(int))
 
 
 def _curves(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -63,15 +40,14 @@ def _curves(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return stats.join(costs).reset_index()
 
 
-def accuracy_curves(results: pd.DataFrame, bins: pd.DataFrame | None = None,
-                    bin_column: str = "oracle_bin") -> pd.DataFrame:
+def accuracy_curves(results: pd.DataFrame, bins: pd.DataFrame | None = None, kind: str = "oracle") -> pd.DataFrame:
     """CURVE_COLUMNS: one row per (method, budget, bin) with bin = "all" for the overall curve;
-    per-bin rows only when ``bins`` is given."""
+    per-bin rows only when ``bins`` is given (``kind``: "oracle" or "predicted" bins)."""
     frame = with_methods(results)
     overall = _curves(frame, ["method", "budget"]).assign(bin=ALL)
     parts = [overall]
     if bins is not None:
-        parts.append(_curves(attach_bin(frame, bins, bin_column), ["method", "budget", "bin"]))
+        parts.append(_curves(attach_bins(frame, bins, kind, missing="raise"), ["method", "budget", "bin"]))
     curves = pd.concat(parts, ignore_index=True)
     curves["bin"] = curves["bin"].astype(object)
     return curves[CURVE_COLUMNS]

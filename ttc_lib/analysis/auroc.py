@@ -8,7 +8,7 @@ Rules
   above a random negative, ties counting one half (average ranks). It needs at least one
   positive and one negative, else ValueError.
 * ``within_question_auroc`` is the mean of the per-group AUROC over the groups (questions)
-  that have both positive and negative labels; NaN when no group has both. FINDINGS.md:
+  that have both positive and negative labels; NaN when no group has both. Why:
   global AUROC is misleading - a PRM that only learned question difficulty scores every step
   of a hard question low and of an easy one high, which earns a high global AUROC while
   ranking steps *within* a question no better than chance (0.5). Report this one.

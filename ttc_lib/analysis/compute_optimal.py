@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 
 # re-exported: notebooks and tests reach the whole workflow as ``co.<name>``
+from ttc_lib.analysis.difficulty import balanced_subset
 from ttc_lib.analysis.results_table import (
     BASELINE,
-    BIN_COLUMNS,
     attach_bins,
     parse_config_key,
 )
@@ -234,6 +234,20 @@ def split_questions(bins: pd.DataFrame, heldout_fraction: float, seed: int = 0,
     return sorted(fit), sorted(held)
 
 
+def solve_sample(bins: pd.DataFrame, heldout_ids: Sequence[str], n_questions: int, seed: int = 0) -> list[str]:
+    """The held-out questions ``solve()`` is evaluated on: all of them (``n_questions`` 0), else about
+    ``n_questions`` balanced across their oracle bins."""
+    if not n_questions:
+        return list(heldout_ids)
+    held = bins[bins.question_id.isin(heldout_ids)]
+    return balanced_subset(held, max(1, n_questions // held.oracle_bin.nunique()), seed)
+
+
+def reproduced_bins(policy, bins: pd.DataFrame) -> float:
+    """Share of ``bins``' questions whose predicted bin the policy's thresholds give back."""
+    return float(np.mean([policy.bin_of(s) == b for s, b in zip(bins.predicted_score, bins.predicted_bin)]))
+
+
 def heldout_comparison(solved: pd.DataFrame, table: pd.DataFrame, bins: pd.DataFrame, policy,
                        baseline: str = BASELINE, bin_kind: str = "oracle") -> pd.DataFrame:
     """Per bin and budget, on the questions ``solved`` holds (rows of policy.evaluate_policy):
@@ -241,9 +255,8 @@ def heldout_comparison(solved: pd.DataFrame, table: pd.DataFrame, bins: pd.DataF
     at the same total budget from ``table``, and the policy's choice read off ``table`` with
     notebook 03's predicted bins and no probe cost (what the paper's accounting would report).
     A row ``bin = "all"`` pools the bins."""
-    lookup = bins.set_index("question_id")
-    frame = solved.assign(bin=solved.question_id.map(lookup[BIN_COLUMNS[bin_kind]]).astype(int),
-                          predicted=solved.question_id.map(lookup["predicted_bin"]).astype(int))
+    frame = attach_bins(solved, bins, bin_kind, missing="raise")
+    frame["predicted"] = attach_bins(solved, bins, "predicted", missing="raise").bin
     base = table[table.method == baseline].set_index(["budget", "question_id"])
     by_method = table.set_index(["method", "budget", "question_id"])
     rows = []

@@ -194,6 +194,13 @@ def agreement(bins: pd.DataFrame, n_bins: int | None = None) -> dict:
             "questions": int(len(bins))}
 
 
+def per_bin_table(bins: pd.DataFrame) -> pd.DataFrame:
+    """One row per oracle bin: questions, mean / min / max oracle pass@1, mean predicted score and level."""
+    return bins.groupby("oracle_bin").agg(questions=("question_id", "size"), oracle_pass1=("oracle_pass1", "mean"),
+                                          pass1_min=("oracle_pass1", "min"), pass1_max=("oracle_pass1", "max"),
+                                          predicted_score=("predicted_score", "mean"), mean_level=("level", "mean"))
+
+
 def balanced_subset(bins: pd.DataFrame, per_bin: int, seed: int = 0, bin_column: str = "oracle_bin") -> list[str]:
     """``per_bin`` question ids drawn at random from each bin (all of a smaller bin), sorted.
 

@@ -140,3 +140,40 @@ def largest_common_budget(baseline: pd.DataFrame, envelope: Envelope) -> int:
     if not common:
         raise ValueError("the baseline and the envelope share no budget")
     return int(common[-1])
+
+
+def ratios_of_envelopes(search: pd.DataFrame, envelopes: dict) -> tuple[pd.DataFrame, dict]:
+    """Every envelope against best-of-N weighted of the search table on the envelope's own questions:
+    (ratio table of all envelopes, {"budget": ..., "flops": ...} -> kind -> bin kind -> ``ratio_at``
+    at the largest budget both curves share)."""
+    frames, detail = [], {}
+    for (kind, bin_kind), env in envelopes.items():
+        base = baseline_curve(search, questions=env.by_question.question_id.unique())
+        ratios = efficiency_ratios(base, env).assign(envelope=kind, bins=bin_kind)
+        frames.append(ratios)
+        at = largest_common_budget(base, env)
+        for unit in ("budget", "flops"):
+            detail.setdefault(unit, {}).setdefault(kind, {})[bin_kind] = ratio_at(ratios, at, unit)
+    return pd.concat(frames, ignore_index=True), detail
+
+
+def mean_and_std(detail: dict) -> dict:
+    """kind -> bin kind -> {mean, std} of one unit of ``ratios_of_envelopes``' detail."""
+    return {kind: {b: {"mean": d["mean"], "std": d["std"]} for b, d in by_bins.items()} for kind, by_bins in detail.items()}
+
+
+def ratios_overview(detail: dict) -> pd.DataFrame:
+    """One row per (kind, bin kind): the ratio in generations and in FLOPs (mean ± std over splits), the
+    budget it is read at, and how many splits were not reached / lower bounds / below the baseline."""
+    return pd.DataFrame({(kind, b): {"ratio (generations)": f"{d['mean']} ± {d['std']}",
+                                     "ratio (FLOPs)": f"{detail['flops'][kind][b]['mean']} ± "
+                                                      f"{detail['flops'][kind][b]['std']}",
+                                     **{k: d[k] for k in ("budget", "not_reached", "lower_bound", "envelope_below")}}
+                         for kind, by_bins in detail["budget"].items() for b, d in by_bins.items()}).T
+
+
+def versus_parallel(parallel: pd.DataFrame, envelope: Envelope) -> dict:
+    """``ratio_at`` (generations) of a revisions envelope against best-of-N parallel sampling with the
+    revision model (``method_curve``), at the largest budget both share."""
+    ratios = efficiency_ratios(parallel[["budget", "accuracy", "generations", "total_flops"]], envelope)
+    return ratio_at(ratios, largest_common_budget(parallel, envelope), "budget")

@@ -125,3 +125,139 @@ def pass1_by_level(bins: pd.DataFrame):
     ax.set(title="oracle pass@1 by level", xlabel="level (operations)", ylabel="oracle pass@1")
     fig.tight_layout()
     return fig
+
+
+def step_roc(step_tables: dict[str, pd.DataFrame]):
+    """Two panels per verifier: the ROC of its step scores against the oracle over all steps, and
+    within questions (each question's mean score removed). ``step_tables``: name -> a table with
+    columns question_id, score, oracle (``verifier_quality.step_table``). A table whose steps are all
+    right or all wrong has no ROC and is left out, said in a printed line."""
+    from ttc_lib.analysis.auroc import roc_curve
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for name, table in step_tables.items():
+        if table.oracle.nunique() < 2:  # a barely trained policy (ci) may get no step right
+            print(f"{name}: no ROC, the test steps are all {'right' if table.oracle.all() else 'wrong'}")
+            continue
+        centred = table.score - table.groupby("question_id").score.transform("mean")
+        for ax, values in ((axes[0], table.score), (axes[1], centred)):
+            fpr, tpr, _ = roc_curve(values, table.oracle)
+            ax.plot(fpr, tpr, label=name)
+    for ax, title in zip(axes, ("global ROC (steps of all questions)", "within-question ROC (question mean removed)")):
+        ax.plot([0, 1], [0, 1], color="grey", ls=":")
+        ax.set(title=title, xlabel="false positive rate", ylabel="true positive rate")
+    if axes[1].lines[1:]:
+        axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_n_by_verifier(summary: pd.DataFrame, verifiers: Sequence[str]):
+    """Accuracy vs N of every verifier's weighted (last/min/prod) and best-of-N (last) selection, one
+    panel per verifier, with majority and pass@N (which use no verifier) drawn in every panel."""
+    plot = summary.copy()
+    plot["verifier"] = plot.method.str.extract(r"\[(\w+):")[0]
+    plot["rule"] = plot.method.str.replace(r"\[\w+:", "[", regex=True)
+    shared = plot[plot.verifier.isna()]
+    plot = plot[plot.verifier.notna() & plot.rule.isin(["weighted[last]", "weighted[min]", "weighted[prod]",
+                                                         "best_of_n[last]"])]
+    plot = pd.concat([plot] + [shared.assign(verifier=v) for v in verifiers])
+    grid = sns.relplot(data=plot, x="n", y="accuracy", hue="rule", col="verifier", col_wrap=3, kind="line",
+                       marker="o", height=2.8, facet_kws={"sharey": True})
+    grid.set(xscale="log")
+    return grid
+
+
+def figure4_search(search: pd.DataFrame, baseline: pd.DataFrame, curves: pd.DataFrame, by_bin: pd.DataFrame,
+                   bins: pd.DataFrame, questions: Sequence[str]):
+    """The paper's Figure 4 for search: left, every method (beam search coloured), best-of-N weighted
+    and the compute-optimal envelope (oracle and predicted bins, band ± std over splits) on
+    ``questions``; right, the oracle-bin envelope per bin against best-of-N weighted (dashed)."""
+    from ttc_lib.analysis.results_table import BASELINE, attach_bins
+
+    per_method = search[search.question_id.isin(questions)].groupby(["method", "budget"]).accuracy.mean().reset_index()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
+    for method, g in per_method.groupby("method"):
+        beam = method.startswith("beam")
+        axes[0].plot(g.budget, g.accuracy, color=None if beam else "lightgrey", lw=1.2 if beam else 0.8,
+                     marker="." if beam else None, label=method if beam else None, zorder=1)
+    axes[0].plot(baseline.budget, baseline.accuracy, color="black", marker="o", label="best-of-N weighted", zorder=2)
+    _envelope_lines(axes[0], curves[curves.envelope == "search"], "tab:red", "compute-optimal")
+    axes[0].set(xscale="log", xlabel="generation budget N", ylabel="accuracy", title="search: all questions")
+    axes[0].legend(fontsize=7)
+    binned = attach_bins(search, bins, "oracle")
+    base_bins = binned[binned.method == BASELINE].groupby(["bin", "budget"]).accuracy.mean().reset_index()
+    for b, g in by_bin[(by_bin.envelope == "search") & (by_bin.bins == "oracle")].groupby("bin"):
+        line, = axes[1].plot(g.budget, g.accuracy, marker="s", label=f"bin {b}")
+        base_b = base_bins[base_bins.bin == b]
+        axes[1].plot(base_b.budget, base_b.accuracy, ls="--", color=line.get_color())
+    axes[1].set(xscale="log", xlabel="generation budget N", ylabel="accuracy",
+                title="per oracle bin (dashed: best-of-N weighted)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _envelope_lines(ax, curves: pd.DataFrame, color: str, label: str) -> None:
+    """An envelope per bin kind (oracle solid, predicted dashed) with its ± std band over splits."""
+    for bin_kind, style in (("oracle", "-"), ("predicted", "--")):
+        c = curves[curves.bins == bin_kind]
+        ax.plot(c.budget, c.accuracy, ls=style, color=color, marker="s", label=f"{label} ({bin_kind} bins)", zorder=3)
+        ax.fill_between(c.budget, c.accuracy - c.accuracy_std, c.accuracy + c.accuracy_std, color=color, alpha=0.12)
+
+
+def figure8_revisions(revisions: pd.DataFrame, parallel: pd.DataFrame, baseline: pd.DataFrame, curves: pd.DataFrame):
+    """The paper's Figure 8: every revision method (grey), best-of-N parallel with the revision model,
+    best-of-N weighted of notebook 04 on the same questions, and the compute-optimal revisions envelope."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.3))
+    for _, g in revisions.groupby(["method", "budget"]).accuracy.mean().reset_index().groupby("method"):
+        ax.plot(g.budget, g.accuracy, color="lightgrey", lw=0.8, zorder=1)
+    ax.plot(parallel.budget, parallel.accuracy, color="tab:blue", marker="o", label="best-of-N parallel (revision model)")
+    ax.plot(baseline.budget, baseline.accuracy, color="black", marker=".", ls=":", label="best-of-N weighted (04)")
+    _envelope_lines(ax, curves[curves.envelope == "revisions"], "tab:green", "compute-optimal revisions")
+    ax.set(xscale="log", xlabel="generation budget N", ylabel="accuracy", title="revisions")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def efficiency_ratio_curves(ratio_table: pd.DataFrame, paper_ratio: float = 4.0):
+    """The efficiency ratio (mean over splits) against the baseline budget, in generations and in
+    FLOPs, one line per (envelope, bin kind); lines at 1 (no saving) and at the paper's ratio."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    means = ratio_table.groupby(["envelope", "bins", "unit", "budget"]).ratio.mean().reset_index()
+    for ax, unit in zip(axes, ("budget", "flops")):
+        for (kind, bin_kind), g in means[means.unit == unit].groupby(["envelope", "bins"]):
+            ax.plot(g.budget, g.ratio, marker="o", ls="-" if bin_kind == "oracle" else "--", label=f"{kind} / {bin_kind}")
+        ax.axhline(1, color="grey", lw=0.8)
+        ax.axhline(paper_ratio, color="grey", lw=0.8, ls=":")
+        ax.set(xscale="log", xlabel="best-of-N budget N", ylabel="efficiency ratio",
+               title=f"in {'generations' if unit == 'budget' else 'FLOPs'}")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def figure9(exchange: pd.DataFrame, r_values: Sequence[float], envelopes: Sequence[str], bin_kind: str):
+    """The paper's Figure 9: per accounting (rows) and envelope (columns), the small model's gain over
+    the larger model's greedy pass@1 (accuracy points) per bin, one bar per R; hatched bars: the
+    test-time budget was capped at the largest measured one."""
+    accountings = ["arxiv", "iclr", "measured"]
+    fig, axes = plt.subplots(len(accountings), len(envelopes), figsize=(4.2 * len(envelopes), 3.0 * len(accountings)),
+                             sharey=True, squeeze=False)
+    width = 0.8 / len(r_values)
+    for i, accounting in enumerate(accountings):
+        for j, kind in enumerate(envelopes):
+            ax = axes[i][j]
+            part = exchange[(exchange.accounting == accounting) & (exchange.envelope == kind)]
+            for k, r in enumerate(r_values):
+                rows = part[part.r == r].sort_values("bin")
+                ax.bar(rows.bin + (k - (len(r_values) - 1) / 2) * width,
+                       100 * (rows.small_accuracy - rows.large_accuracy).fillna(0), width,
+                       label=f"R = {r}", hatch=["//" if f == "capped" else "" for f in rows.flag])
+            ax.axhline(0, color="black", lw=0.8)
+            ax.set(title=f"{kind} · {accounting}", xlabel=f"{bin_kind} bin (1 = easiest)",
+                   ylabel="gain (accuracy points)" if j == 0 else None)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -43,11 +43,14 @@ from typing import Any, Callable, Sequence
 
 from ttc_lib.analysis.strategy_policy_file import FORMAT, VERSION, validate_policy_data
 from ttc_lib.models.cost import Cost
+from ttc_lib.models.identity import identity_of
 from ttc_lib.search.common import Candidate, SearchResult, config_key, split_total
 from ttc_lib.search.selection import aggregate, best_of_n, majority, weighted
-from ttc_lib.storage import atomic_write_text
+from ttc_lib.storage import atomic_write_text, key_digest
 from ttc_lib.tasks.grading import extract_answer
+from ttc_lib.tasks.problem import content_id
 from ttc_lib.tasks.steps import split_steps
+from ttc_lib.verifiers.base import Verifier
 
 PROBE_SEED_OFFSET = 7_919  # probes never share a seed with the strategy's own samples
 SELECTIONS = {"weighted": weighted, "majority": lambda answers, scores: majority(answers), "naive": best_of_n}
@@ -185,12 +188,12 @@ def _solution_score(verifier_scores: Sequence[float], how: str) -> float:
     return aggregate(verifier_scores, how) if len(verifier_scores) else 0.0
 
 
-def solve(problem, budget: int, *, generator, verifier, policy: Policy, **kwargs) -> PolicyResult:
+def solve(problem, budget: int, *, generator, verifier: Verifier, policy: Policy, **kwargs) -> PolicyResult:
     """Answer one question within ``budget`` generations, probes included (see the module doc)."""
     return solve_many([problem], budget, generator=generator, verifier=verifier, policy=policy, **kwargs)[0]
 
 
-def solve_many(problems: Sequence, budget: int, *, generator, verifier, policy: Policy, seed: int = 0,
+def solve_many(problems: Sequence, budget: int, *, generator, verifier: Verifier, policy: Policy, seed: int = 0,
                temperature: float = 1.0, max_new_tokens: int = 256, reuse_probes: bool = True,
                runner: Callable | None = None, strategy_models: dict | None = None,
                strategy_kwargs: dict | None = None, progress: bool = False) -> list[PolicyResult]:
@@ -268,15 +271,13 @@ def solve_many(problems: Sequence, budget: int, *, generator, verifier, policy: 
 
 
 def evaluate_policy(problems: Sequence, budgets: Sequence[int], *, cache_path, chunk_size: int = 16,
-                    seed: int = 0, progress: bool = True, tag: str = "", **solve_kwargs):
+                    seed: int = 0, progress: bool = True, **solve_kwargs):
     """``solve_many`` on ``problems`` at each total budget, graded against each problem's answer;
-    cached per (budget, seed, question, policy and settings) in a runs.ResultCache at ``cache_path`` (an interrupted
-    run resumes). The generator, verifier and strategy models are objects, not in the key: ``tag``
-    must name them (``model_identity.identity_tag(...)``), or retrained models at the same paths are
-    served the old answers. One row per (budget, question): answer, correct, bin, method, difficulty
-    score, strategy budget and the full cost (probes included)."""
-    import hashlib
-
+    cached (an interrupted run resumes) in a storage.ResultCache at ``cache_path`` per budget, seed,
+    question content (text, reference answer), fitted policy, settings and the ``identity`` of
+    every model (generator, verifier, ``strategy_models``): retrained models solve again. One row
+    per (budget, question): answer, correct, bin, method, difficulty score, strategy budget and
+    the full cost (probes included)."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -286,9 +287,13 @@ def evaluate_policy(problems: Sequence, budgets: Sequence[int], *, cache_path, c
     cache = ResultCache(cache_path)
     fitted = {k: v for k, v in solve_kwargs["policy"].to_dict().items() if k != "meta"}
     settings = {k: v for k, v in solve_kwargs.items() if isinstance(v, (int, float, str, bool))}
-    what = [fitted, settings] + ([tag] if tag else [])  # no tag: the keys of caches written before tags existed
-    digest = hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
-    key = lambda budget, p: f"{budget}|{seed}|{p.id}|{digest}"  # noqa: E731 (a refitted policy is re-run)
+    runner = solve_kwargs.get("runner")
+    runner = runner and f"{getattr(runner, '__module__', '')}.{getattr(runner, '__qualname__', type(runner).__qualname__)}"
+    strategy_models = solve_kwargs.get("strategy_models") or {}
+    models = {name: [identity_of(m) for m in pair] for name, pair in strategy_models.items()}
+    models.update(generator=identity_of(solve_kwargs["generator"]), verifier=identity_of(solve_kwargs["verifier"]))
+    digest = key_digest(fitted, settings, models, solve_kwargs.get("strategy_kwargs") or {}, runner)
+    key = lambda budget, p: f"{budget}|{seed}|{p.id}|{content_id(p)}|{digest}"  # noqa: E731 (a refitted policy: re-run)
     jobs = [(b, [p for p in problems[i:i + chunk_size] if key(b, p) not in cache])
             for b in budgets for i in range(0, len(problems), chunk_size)]
     for budget, chunk in tqdm([j for j in jobs if j[1]], desc="solve (budget, chunk)", disable=not progress):

@@ -3,8 +3,8 @@ oracle, and measure what it buys in answer selection.
 
 Rules: a sample that did not finish (``finish_reason == "length"``) has no answer and a score
 of 0; a solution with no steps scores 0. Step quality is reported as global AUROC and as
-*within-question* AUROC (FINDINGS.md: a verifier that only learned question difficulty has a
-high global AUROC and ~0.5 within questions — only the latter tells whether it ranks the
+*within-question* AUROC (a verifier that only learned question difficulty has a high global
+AUROC and 0.5 within questions, as tests/test_metrics.py shows on synthetic labels — only the latter tells whether it ranks the
 candidates of one question, which is what selection and search need).
 """
 
@@ -19,10 +19,12 @@ from ttc_lib.analysis.auroc import auroc, within_question_auroc
 from ttc_lib.search.selection import aggregate
 from ttc_lib.tasks.grading import extract_answer
 from ttc_lib.tasks.problem import Problem
+from ttc_lib.verifiers.base import Verifier
 
 
-def sample_answers(samples: Sequence[Sequence]) -> list[list[str | None]]:
-    """The final answer of every finished sample, None for truncated or answerless ones."""
+def extract_answers(samples: Sequence[Sequence]) -> list[list[str | None]]:
+    """The final answer of every finished sample (``grading.extract_answer`` of its text), None
+    for truncated or answerless ones; samples nothing (``revisions.data.sample_answers`` samples)."""
     return [[extract_answer(s.text) if s.finish_reason != "length" else None for s in group] for group in samples]
 
 
@@ -57,6 +59,16 @@ def step_table(problems: Sequence[Problem], samples: Sequence[Sequence], step_sc
     return pd.DataFrame(rows, columns=["question_id", "level", "sample", "step", "score", "oracle"])
 
 
+def solution_step_table(verifier: Verifier, solutions: pd.DataFrame, problems: dict[str, Problem],
+                        oracle: Callable[[Problem, str], list[bool]]) -> pd.DataFrame:
+    """``step_table`` for solutions given as a table (question_id, question, solution; e.g. labelled
+    rollouts): the verifier scores them, ``oracle`` labels each step (columns question_id, score, oracle)."""
+    scores = verifier.score(solutions.question.tolist(), solutions.solution.tolist())
+    rows = [(qid, float(s), bool(label)) for qid, sol, sc in zip(solutions.question_id, solutions.solution, scores)
+            for s, label in zip(sc, oracle(problems[qid], sol))]
+    return pd.DataFrame(rows, columns=["question_id", "score", "oracle"])
+
+
 def step_quality(table: pd.DataFrame) -> dict[str, float]:
     """Global and within-question AUROC of step scores against oracle step labels."""
     if table.empty or table.oracle.nunique() < 2:
@@ -64,6 +76,13 @@ def step_quality(table: pd.DataFrame) -> dict[str, float]:
     return {"step_auroc": round(auroc(table.score, table.oracle), 4),
             "within_question_auroc": round(within_question_auroc(table.score, table.oracle, table.question_id), 4),
             "steps": len(table)}
+
+
+def method_columns(verifier: str) -> dict[str, str]:
+    """accuracy_vs_n method -> summary column for one verifier: majority, pass@n, best-of-N (last) and
+    weighted best-of-N under each aggregation (last / min / prod)."""
+    return {"majority": "majority", "pass@n": "pass_at_n", f"best_of_n[{verifier}:last]": "prm_best_of_n_last",
+            **{f"weighted[{verifier}:{how}]": f"prm_weighted_{how}" for how in ("last", "min", "prod")}}
 
 
 def accuracy_table(summary: pd.DataFrame, names: dict[str, str]) -> dict[int, dict[str, float]]:

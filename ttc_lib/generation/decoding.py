@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ttc_lib.generation.kv_cache import SharedPrefixCache
+from ttc_lib.generation.kv_cache import SharedPrefixCache, cache_arg
 from ttc_lib.generation.sampling import choose_tokens
 from ttc_lib.tasks.steps import STEP_DELIMITER, is_final_step, join_steps, split_steps
 
@@ -104,7 +104,7 @@ def decode(model, tokenizer, cache, logits: torch.Tensor, *, keys: torch.Tensor,
                                                     (alive, finished, next_pos, keys, tok))
             attn = None if shared else attn.index_select(0, keep)
         extra = dict(shared_prefix=cache) if shared else dict(attention_mask=attn[:, :width + t + 1])
-        out = model(input_ids=tok[:, None], position_ids=(next_pos + t)[:, None], past_key_values=cache,
+        out = model(input_ids=tok[:, None], position_ids=(next_pos + t)[:, None], **cache_arg(model, cache),
                     use_cache=True, **extra)
         logits = out.logits[:, -1]
     if steps_kv is not None:

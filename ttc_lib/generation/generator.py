@@ -46,6 +46,7 @@ from ttc_lib.generation.prefill import plain_prefill, shared_prefill
 from ttc_lib.generation.prefix_reuse import PrefixStore
 from ttc_lib.generation.sampling import GOLDEN, mix32, prompt_key, row_key
 from ttc_lib.generation.teacher_forcing import teacher_forced_logprobs
+from ttc_lib.models.identity import weights_identity
 from ttc_lib.tasks.prompts import PROMPT_STYLES, format_prompt
 from ttc_lib.tasks.steps import STEP_DELIMITER
 
@@ -88,11 +89,16 @@ class Generator:
     Decode buffers are kept between calls (faster on CPU); one call at a time (not thread-safe).
     ``reuse_prefixes``: keep recent calls' prompt keys/values and the keys/values of the steps
     they sampled (prefix_reuse.py), so a prompt that extends an earlier one by one of its sampled
-    steps (the next beam-search round) prefills only the step's closing token.
+    steps (the next beam-search round) prefills only the step's closing token. ``keep_steps``
+    (an attribute too): whether step sampling keeps its sampled steps' keys/values for that (False:
+    only the prompts are kept; samples are the same either way: benchmarks/engine_pieces.py).
+    ``identity`` (models.identity): what the model is, for the keys of caches of its work;
+    from_pretrained gives the checkpoint's ``model_identity``; None hashes the weights on first use.
     """
 
     def __init__(self, model, tokenizer, *, prompt_style: str = "plain", device: str | torch.device = "auto",
-                 max_batch_rows: int | None = None, kv_cache: str = "auto", reuse_prefixes: bool = True) -> None:
+                 max_batch_rows: int | None = None, kv_cache: str = "auto", reuse_prefixes: bool = True,
+                 identity: str | None = None, keep_steps: bool = True) -> None:
         if prompt_style not in PROMPT_STYLES:
             raise ValueError(f"unknown prompt_style {prompt_style!r}; known: {sorted(PROMPT_STYLES)}")
         if kv_cache not in ("auto", "shared", "dynamic"):
@@ -102,6 +108,7 @@ class Generator:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer, self.prompt_style, self.max_batch_rows = tokenizer, prompt_style, max_batch_rows
+        self._model_identity = identity
         shared_ok = supports_shared_prefix(model.config)
         if kv_cache == "shared" and not shared_ok:
             raise ValueError(f"kv_cache='shared' supports plain full attention of {sorted(SAFE_MODEL_TYPES)}")
@@ -119,6 +126,7 @@ class Generator:
         self.prefill_tokens = 0
         budget = REUSE_BYTES if self.device.type != "cuda" else 0.1 * torch.cuda.mem_get_info(self.device)[0]
         self.prefixes = PrefixStore(int(budget)) if reuse_prefixes and self.kv_cache == "shared" else None
+        self.keep_steps = keep_steps
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | os.PathLike, device: str | torch.device = "auto", dtype=None,
@@ -132,6 +140,7 @@ class Generator:
         generation there), bfloat16 on CUDA when supported. ``kwargs`` go to the constructor.
         """
         from ttc_lib.models.checkpoints import load_checkpoint, read_ttc_config
+        from ttc_lib.models.identity import model_identity
 
         dev = resolve_device(device)
         if dtype is None:
@@ -147,7 +156,15 @@ class Generator:
         if not style:
             raise ValueError(f"no prompt style for generator {path_or_hub_id}: it has no ttc_config.json "
                              f"with 'prompt_style'; pass prompt_style= (one of {sorted(PROMPT_STYLES)})")
+        kwargs.setdefault("identity", model_identity(path_or_hub_id))
         return cls(model, tokenizer, prompt_style=style, device=dev, **kwargs)
+
+    @property
+    def identity(self) -> str:
+        """The model's identity and the prompt style (both decide the samples): cache keys of its work."""
+        if self._model_identity is None:  # an in-memory model: its weights, hashed once
+            self._model_identity = weights_identity(self.model)
+        return f"{self._model_identity}|prompt={self.prompt_style}"
 
     # ----------------------------------------------------------------------------- public calls
     def sample(self, questions: list[str], n: int, *, temperature: float = 1.0, top_p: float = 1.0,
@@ -293,7 +310,7 @@ class Generator:
         next_pos = torch.tensor([len(enc[u]) for u, _ in chunk], device=self.device)
         shared = attn is None
         # sampled steps' own keys/values: the next round's prompts end with one of these steps
-        steps_kv = [] if step_mode and self.prefixes is not None else None
+        steps_kv = [] if step_mode and self.keep_steps and self.prefixes is not None else None
         with attention_implementation(self.model, ATTENTION) if shared else nullcontext():
             rows = decode(self.model, self.tokenizer, cache, logits, keys=keys, next_pos=next_pos, attn=attn,
                           tables=self._token_tables(logits.shape[-1]), step_mode=step_mode,

@@ -15,6 +15,8 @@ sinks), so ``supports_shared_prefix`` whitelists architectures; others keep Dyna
 
 from __future__ import annotations
 
+import functools
+import inspect
 from contextlib import contextmanager
 
 import torch
@@ -23,6 +25,19 @@ from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 ATTENTION = "ttc_shared_prefix"  # registered in transformers' AttentionInterface below
 SAFE_MODEL_TYPES = {"llama", "qwen2", "qwen3", "mistral"}  # attention = softmax(qk^T * scale) v
+
+
+@functools.cache
+def _cache_kwarg(model_class: type) -> str:
+    params = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def cache_arg(model, cache: Cache) -> dict[str, Cache]:
+    """The keyword that hands ``cache`` to ``model``'s forward: ``cache`` where the forward has it
+    (transformers >= 5.24, where ``past_key_values`` warns and is to be removed in 5.40), else
+    ``past_key_values``. Read from the forward signature once per model class."""
+    return {_cache_kwarg(type(model)): cache}
 
 
 class GrowingLayer(DynamicLayer):

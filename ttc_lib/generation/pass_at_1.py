@@ -2,6 +2,8 @@
 
 A sample counts as correct only when it finished (``finish_reason != "length"``: a truncated
 solution is never graded) and the answer in its last ``\\boxed{}`` matches the reference.
+``greedy_answers`` keeps each question's greedy answer in a cache keyed by the generator's
+``identity`` and the question's content, and grades on reading.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from typing import Sequence
 
 import pandas as pd
 
+from ttc_lib.generation.generator import Sample
+from ttc_lib.models.identity import identity_of
+from ttc_lib.storage import ResultCache, key_digest
 from ttc_lib.tasks.grading import extract_answer, grade_answer
-from ttc_lib.tasks.problem import Problem
+from ttc_lib.tasks.problem import Problem, content_id
 
 
 def grade_samples(problems: Sequence[Problem], samples: Sequence[Sequence]) -> pd.DataFrame:
@@ -30,6 +35,26 @@ def grade_samples(problems: Sequence[Problem], samples: Sequence[Sequence]) -> p
     return pd.DataFrame(rows)
 
 
+def greedy_answers(generator, problems: Sequence[Problem], *, max_new_tokens: int, cache_path=None,
+                   progress: bool = True) -> pd.DataFrame:
+    """``grade_samples`` of one greedy (temperature 0) answer per problem. With ``cache_path``, each
+    answer is kept in a storage.ResultCache under the generator's ``identity`` (a model retrained
+    in place decodes again), the question's content and ``max_new_tokens``; the grade is computed
+    on reading, so it always follows the reference answer."""
+    cache = ResultCache(cache_path) if cache_path else None
+    model = identity_of(generator) if cache is not None else None
+    keys = {p.id: f"greedy|{p.id}|{key_digest(model, content_id(p), max_new_tokens)}" for p in problems}
+    todo = [p for p in problems if cache is None or keys[p.id] not in cache]
+    fresh = generator.sample([p.question for p in todo], 1, temperature=0.0, max_new_tokens=max_new_tokens,
+                             progress=progress) if todo else []
+    done = {keys[p.id]: [s.text, s.num_tokens, s.finish_reason] for p, (s,) in zip(todo, fresh)}
+    if cache is not None:
+        cache.put_many(done.items())
+        done.update((keys[p.id], cache.get(keys[p.id])) for p in problems if keys[p.id] not in done)
+        cache.close()
+    return grade_samples(problems, [[Sample(*done[keys[p.id]])] for p in problems])
+
+
 def pass_at_1_by_level(generator, problems: Sequence[Problem], *, n: int, temperature: float,
                        max_new_tokens: int, seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Mean correctness per level over ``n`` samples per problem (``temperature=0``: greedy, n=1)."""
@@ -46,7 +71,15 @@ def pass_at_1_by_level(generator, problems: Sequence[Problem], *, n: int, temper
 def max_new_tokens_for(problems: Sequence[Problem], tokenizer, margin: float = 1.5, slack: int = 16) -> int:
     """A length budget that never truncates a correct solution: the longest reference, with margin.
 
-    FINDINGS.md: a budget fitted too tightly (12·ops+16) silently truncated long solutions.
+    Why the margin: a budget fitted tightly to typical solution lengths silently truncates the
+    longest solutions, and a truncated solution has no answer (it counts as wrong).
     """
     longest = max(len(tokenizer(p.solution, add_special_tokens=False).input_ids) for p in problems)
     return int(longest * margin) + slack
+
+
+def pass1_by_level(table: pd.DataFrame, model: str, decoding: str) -> dict[int, float]:
+    """level -> pass@1 (4 decimals) of one model and decoding ("sampled" / "greedy") from a table with
+    columns model, decoding, level, pass1 (notebook 01's accuracy table)."""
+    rows = table[(table.model == model) & (table.decoding == decoding)]
+    return {int(r.level): round(float(r.pass1), 4) for r in rows.itertuples()}

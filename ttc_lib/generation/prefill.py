@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicCache
 
-from ttc_lib.generation.kv_cache import KVPool, SharedPrefixCache
+from ttc_lib.generation.kv_cache import KVPool, SharedPrefixCache, cache_arg
 from ttc_lib.generation.prefix_reuse import PrefixStore
 
 PAD_TOKENS = 128  # padding a prefill sub-batch may gain before a separate forward is cheaper
@@ -91,7 +91,7 @@ def shared_prefill(model, pool: KVPool, prompts: list[list[int]], stems: list[in
         stem_end = 0
         if stem_keys:  # stage 1: each distinct stem once
             ids, mask_s, pos = left_pad([list(k) for k in stem_keys], pad_id, device)
-            model(input_ids=ids, attention_mask=mask_s, position_ids=pos, past_key_values=cache,
+            model(input_ids=ids, attention_mask=mask_s, position_ids=pos, **cache_arg(model, cache),
                   use_cache=True, logits_to_keep=1)
             which = [stem_keys.index(tuple(prompts[j][:stems[j]])) if r else 0 for j, r in zip(js, run)]
             cache.batch_select_indices(torch.tensor(which, device=device))
@@ -104,7 +104,7 @@ def shared_prefill(model, pool: KVPool, prompts: list[list[int]], stems: list[in
         # stage 2: the rest of every prompt, reading its stem from the cache
         ids, mask_r, pos = left_pad([prompts[j][stems[j]:] for j in js], pad_id, device, [stems[j] for j in js])
         out = model(input_ids=ids, attention_mask=torch.cat([mask_s, mask_r], dim=1), position_ids=pos,
-                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+                    **cache_arg(model, cache), use_cache=True, logits_to_keep=1)
         if store is None:
             # every column of every row is written below (pads copy a real one): no zero fill
             store = [(k.new_empty(len(prompts), k.shape[1], width, k.shape[3]),
@@ -168,10 +168,11 @@ def plain_prefill(model, prompts: list[list[int]], rows: list[slice], n_rows: in
     """The fallback for models GrowingLayer cannot serve: one forward, DynamicCache rows repeated."""
     device = next(model.parameters()).device
     ids, mask, pos = left_pad(prompts, pad_id, device)
+    cache = DynamicCache(config=model.config)  # filled in place by the forward
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                past_key_values=DynamicCache(config=model.config), logits_to_keep=1)
+                **cache_arg(model, cache), logits_to_keep=1)
     rep = torch.empty(n_rows, dtype=torch.long, device=device)
     for j, r in enumerate(rows):
         rep[r] = j
-    out.past_key_values.batch_select_indices(rep)
-    return out.past_key_values, out.logits[:, -1].index_select(0, rep), mask.index_select(0, rep)
+    cache.batch_select_indices(rep)
+    return cache, out.logits[:, -1].index_select(0, rep), mask.index_select(0, rep)

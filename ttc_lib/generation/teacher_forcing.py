@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicCache
 
+from ttc_lib.generation.kv_cache import cache_arg
 from ttc_lib.generation.prefill import left_pad
 
 LOGITS_BUDGET = 1 << 27  # floats of logits per forward
@@ -86,7 +87,7 @@ def stem_logprobs(model, seqs: list[list[int]], starts: list[int], groups: list[
     ids, mask_s, pos = left_pad(stems, pad_id, device)
     cache = DynamicCache(config=model.config)
     keep_s = min(keep_s, ids.shape[1])
-    stem_lp = model(input_ids=ids, attention_mask=mask_s, position_ids=pos, past_key_values=cache, use_cache=True,
+    stem_lp = model(input_ids=ids, attention_mask=mask_s, position_ids=pos, **cache_arg(model, cache), use_cache=True,
                     logits_to_keep=keep_s).logits.float().log_softmax(-1)
     rows = [(g, k) for g, (_, members) in enumerate(groups) for k in members]
     rep = torch.tensor([g for g, _ in rows], device=device)
@@ -95,7 +96,7 @@ def stem_logprobs(model, seqs: list[list[int]], starts: list[int], groups: list[
     ids, mask_r, pos = left_pad(suffixes, pad_id, device, [groups[g][0] for g, _ in rows])
     width = ids.shape[1]
     suf_lp = model(input_ids=ids, attention_mask=torch.cat([mask_s.index_select(0, rep), mask_r], dim=1),
-                   position_ids=pos, past_key_values=cache, use_cache=True).logits.float().log_softmax(-1)
+                   position_ids=pos, **cache_arg(model, cache), use_cache=True).logits.float().log_softmax(-1)
     # gather every needed log-prob with one index per source (the logit at position t-1 predicts
     # token t): inside the stem from the stem logits, else from the member's own (suffix) logits
     src = {True: ([], [], []), False: ([], [], [])}  # in stem? -> (row, column, token)

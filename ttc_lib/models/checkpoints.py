@@ -71,8 +71,8 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "small_x2": ModelSpec("small_x2", hidden_size=192, num_layers=4, num_heads=4, intermediate_size=768),
     # 4.28M params, 3.9x small. lr 1e-3, 1000 steps (2.5M tokens,
     # ~12 min single-threaded) -> pass@1 .95 ... .65 (mean .85) vs small's .71 at the same steps.
-    # Wide-and-shallow trains fastest per parameter on CPU; FINDINGS' 8.4M model reached ~2% in
-    # 10 min on 2 cores: too few steps to get past the point where the arithmetic clicks.
+    # Wide-and-shallow trains fastest per parameter on CPU; a deeper, larger model gets too few
+    # steps in minutes on 2 cores to get past the point where the arithmetic clicks.
     "medium": ModelSpec("medium", hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024),
     # The paper's ~14x larger model (GPU profile): 15.2M params, 13.9x small. Not trained here.
     "large": ModelSpec("large", hidden_size=384, num_layers=6, num_heads=6, intermediate_size=1664),

@@ -1,7 +1,7 @@
 """Context rows: training rows whose question comes after other problems, so the policy learns to
 answer its question wherever it sits in the prompt.
 
-Why (issue #5, measured in build/rev3 and build/rev4): a policy trained from scratch only on rows
+Why (measured in trials whose scripts were not kept): a policy trained from scratch only on rows
 that *start* with their question fails as soon as any text precedes it — 1 to 4 previous attempts
 (or 20 dots) raised its loss on its own correct answers from .008 to 3-8 nats/token, and 100-150
 revision fine-tuning steps recovered only part of it. A revision model fine-tuned from such a

@@ -1,6 +1,7 @@
 """What a model is, for the keys of caches that hold its work: ``model_identity`` (cheap: the
-training fingerprint, a verifier's fingerprint or config, a file stamp, a hub id), its one-line
-form ``identity_tag`` for notebooks, and ``checkpoint_id`` (a hash of the weights themselves).
+training fingerprint, a verifier's fingerprint or config, a file stamp, a hub id), computed once
+when a Generator or verifier is loaded and kept as its ``identity``; ``identity_of`` reads it for
+a cache key.
 
 Why: every stage resumes from caches, and a path outlives retraining — a key naming a model by its
 path would serve a retrained model the results of the model that lived there before.
@@ -11,27 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from ttc_lib.models.checkpoints import read_ttc_config
-
-
-def checkpoint_id(path_or_id: str | Path) -> str:
-    """A short content hash of a checkpoint's weight files (or the hub id itself when it is not a
-    local directory): caches of work a model did (labels, sample pools) live under it, so a
-    retrained model never reuses another model's results."""
-    local = Path(path_or_id).expanduser()
-    if not local.is_dir():
-        return hashlib.sha256(str(path_or_id).encode()).hexdigest()[:12]
-    files = sorted(local.glob("*.safetensors")) or sorted(local.glob("*.bin"))
-    if not files:
-        raise FileNotFoundError(f"checkpoint {local}: no *.safetensors weight files")
-    digest = hashlib.sha256()
-    for file in files:
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:12]
-
 
 VERIFIER_CONFIG = "verifier_config.json"  # a saved verifier folder's config (verifiers.base writes it)
 REFERENCE_KEYS = ("backbone", "backbone_relative", "source")  # where a saved verifier names the model it reads
@@ -53,7 +36,7 @@ def model_identity(path_or_id: str | Path) -> str:
       and modification times (rewriting it changes it; reading it does not);
     - anything else (a hub id): the string itself.
 
-    Cheap (no weights are read); ``checkpoint_id`` hashes the weights themselves.
+    Cheap: no weights are read.
     """
     local = Path(path_or_id).expanduser()
     if not local.is_dir():
@@ -92,7 +75,24 @@ def _files_stamp(folder: Path, skip: set[str] = frozenset()) -> str:
     return digest.hexdigest()[:16]
 
 
-def identity_tag(**models: str | Path | None) -> str:
-    """``role=model_identity(path)`` for each role given, joined by "|": the one-line cache tag a
-    notebook passes for the models whose outputs a cache stores. A role given None is left out."""
-    return "|".join(f"{role}={model_identity(path)}" for role, path in models.items() if path is not None)
+def weights_identity(*modules: Any) -> str:
+    """The identity of models held in memory without a path: a hash of their weights (state_dict
+    names and values). Reads every weight: the objects that use it compute it once and keep it."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in sorted(module.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().float().numpy().tobytes())
+    return f"weights:{digest.hexdigest()[:16]}"
+
+
+def identity_of(model: Any) -> str | None:
+    """``model.identity`` (Generator and every verifier kind carry one) for a cache key; None for
+    no model. Caches key their results by it, never by a path or a name passed by the caller."""
+    if model is None:
+        return None
+    identity = getattr(model, "identity", None)
+    if not isinstance(identity, str) or not identity:
+        raise TypeError(f"{type(model).__name__} has no identity (a non-empty str): the caches key results by "
+                        "the identities of the models that made them (Generator and the verifiers have one)")
+    return identity

@@ -1,7 +1,7 @@
 """Independent training jobs side by side, each in its own single-thread process.
 
-FINDINGS measured two single-thread jobs side by side beating one two-thread job on 2 cores
-(19k vs 15.6k tokens/s): the small model's kernels are too small to use two threads well. A job
+Why: on 2 cores two single-thread jobs side by side train faster than one two-thread job, because
+the small model's kernels are too small to use two threads well. A job
 is a list of train_model calls run in order (e.g. the policy, then the verifier backbone that
 continues it), so dependent runs share a process and independent ones run in parallel. Progress
 from every job is drawn in the calling process, so it shows in a Jupyter cell.

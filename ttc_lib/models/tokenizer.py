@@ -1,7 +1,8 @@
 """A small byte-level BPE tokenizer for the synthetic world, every digit its own token.
 
-Splitting digits makes arithmetic learnable by a ~1M-parameter model (FINDINGS.md: ~30% fewer
-tokens than characters, vocabulary ~100-300). Byte-level, so any text still encodes. Saved as
+Splitting digits makes arithmetic learnable by a ~1M-parameter model (it reads numbers digit by
+digit, while BPE merges shorten the rest of the text and keep the vocabulary small). Byte-level,
+so any text still encodes. Saved as
 a standard ``PreTrainedTokenizerFast`` directory that ``AutoTokenizer.from_pretrained`` loads.
 """
 

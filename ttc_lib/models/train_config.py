@@ -19,7 +19,7 @@ class TrainConfig:
 
     steps: int = 1500  # optimizer steps (see models.MODEL_SPECS for what each preset reaches)
     batch_size: int = 32  # problems per step, one problem per row
-    lr: float = 2e-3  # peak AdamW lr: 2e-3 for small (FINDINGS), 1e-3 for medium and for continuing
+    lr: float = 2e-3  # peak AdamW lr: 2e-3 for small, 1e-3 for medium and for continuing
     warmup_steps: int = 100  # linear warmup from 0, then cosine decay
     min_lr_ratio: float = 0.1  # cosine ends at lr * min_lr_ratio
     weight_decay: float = 0.1  # AdamW decay on matrices only (not norms)

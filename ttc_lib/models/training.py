@@ -1,7 +1,7 @@
 """From-scratch supervised training of the policy (and of stronger backbones) on step-by-step data.
 
-One problem per row (FINDINGS: packing several problems per row made the model copy operands
-wrongly), loss only on the target (solution + EOS), length-bucketed batches so padding stays
+One problem per row (packing several problems per row, each with its own loss, lets the model copy
+operands from the wrong problem), loss only on the target (solution + EOS), length-bucketed batches so padding stays
 small, AdamW with linear warmup and cosine decay. Each run is cached and resumable:
 - the finished checkpoint lands in ``out_dir`` atomically, with its training record in
   ``ttc_config.json``; calling again with the same inputs returns that record without training;

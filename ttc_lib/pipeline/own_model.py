@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ttc_lib.models.checkpoints import checkpoint_record
 from ttc_lib.pipeline.runs import Stage
 from ttc_lib.verifiers.base import save_verifier_config
 from ttc_lib.verifiers.external_prm import EXTERNAL_KIND
@@ -34,13 +35,6 @@ class StageStopped(Exception):
 
     def _render_traceback_(self) -> list[str]:  # IPython shows this instead of a traceback
         return [f"stage stopped here: {self}"]
-
-
-def device_of(stage: Stage) -> str:
-    """The device notebook 01 recorded ("auto" resolved), for verifiers and other models."""
-    from ttc_lib.generation.generator import resolve_device
-
-    return str(resolve_device(stage.read_summary("01_train_generator").get("device", "cpu")))
 
 
 def skip_stage(stage: Stage, reason: str, **extra: Any) -> None:
@@ -59,7 +53,7 @@ def label_free_verifier(stage: Stage, verifier: str = "") -> dict[str, Any]:
     if verifier:
         from ttc_lib.verifiers.external_prm import load_prm
 
-        prm = load_prm(verifier, device=device_of(stage))  # fails here, clearly, if it is not a PRM we can read
+        prm = load_prm(verifier, device=stage.device())  # fails here, clearly, if it is not a PRM we can read
         name, path = "external_prm", stage.path("verifiers", "external_prm")
         path.mkdir(parents=True, exist_ok=True)
         save_verifier_config(path, EXTERNAL_KIND, source=str(verifier), prm_kind=type(prm).__name__,
@@ -69,7 +63,7 @@ def label_free_verifier(stage: Stage, verifier: str = "") -> dict[str, Any]:
     from ttc_lib.verifiers.likelihood_prm import LikelihoodPRM
 
     backbone_path = stage.read_summary("01_train_generator")["checkpoints"]["verifier_backbone"]
-    backbone = stage.generator("verifier_backbone", device=device_of(stage))
+    backbone = stage.generator("verifier_backbone", device=stage.device())
     prm = LikelihoodPRM(backbone, np.array(UNCALIBRATED_COEF), UNCALIBRATED_INTERCEPT, backbone_path,
                         fit_info={"uncalibrated": True})
     name = "likelihood_uncalibrated"
@@ -91,3 +85,12 @@ def verifier_without_training(stage: Stage, verifier: str = "", **extra: Any) ->
                          "skip_reason": reason, **extra})
     print(f"{reason}\nskipped: " + "; ".join(skipped) + f"\nverifier: {chosen['name']} — {chosen['why']}")
     raise StageStopped(f"02 done without training: verifier {chosen['name']} at {chosen['path']}")
+
+
+def own_checkpoints(generator: str, verifier_backbone: str = "", large_generator: str = "") -> tuple[dict, dict]:
+    """Notebook 01 with your own models: (role -> path, role -> record) for the policy (``generator``),
+    the verifier backbone (``verifier_backbone``, else the generator) and the larger model (only when
+    ``large_generator`` is given). Nothing is trained; records hold what ttc can know (parameters)."""
+    paths = {name: path for name, path in (("policy", generator), ("verifier_backbone", verifier_backbone or generator),
+                                            ("large", large_generator)) if path}
+    return paths, {name: checkpoint_record(path) for name, path in paths.items()}

@@ -11,39 +11,18 @@ runs, and names the profile file, section and key at fault. Executed copies go t
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from ttc_lib.pipeline.runs import STAGES, project_root
+from ttc_lib.pipeline.compare_runs import compare_summaries
+from ttc_lib.pipeline.runs import STAGES, notebook_parameters, notebook_path, project_root
 from ttc_lib.storage import write_json
 
 TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,),
                                       "bool": (bool,), "list": (list,), "dict": (dict,)}
-
-
-def notebook_path(stage: str) -> Path:
-    return project_root() / "notebooks" / f"{stage}.ipynb"
-
-
-def notebook_parameters(path: str | Path) -> dict[str, tuple[str, Any]]:
-    """name -> (annotation, default) of the cell tagged ``parameters`` (typed literals only)."""
-    path = Path(path)
-    cells = json.loads(path.read_text())["cells"]
-    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(tagged) != 1:
-        raise ValueError(f"{path}: expected exactly one cell tagged 'parameters', found {len(tagged)}")
-    source = "".join(tagged[0]["source"])
-    params = {}
-    for node in ast.parse(source).body:
-        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
-            raise ValueError(f"{path}: parameters cell line {node.lineno} is not `name: type = literal`")
-        annotation = ast.unparse(node.annotation)
-        params[node.target.id] = (annotation, ast.literal_eval(node.value))
-    return params
 
 
 def load_profile(profile: str) -> dict[str, dict[str, Any]]:
@@ -195,25 +174,29 @@ def main(argv: list[str] | None = None) -> int:
     check_p.add_argument("profiles", nargs="*")
     record_p = sub.add_parser("record", help="run ci and store contract-cell outputs in the sources")
     record_p.add_argument("--stages", nargs="*")
+    compare_p = sub.add_parser("compare", help="list the summary values that differ between two runs folders")
+    compare_p.add_argument("first")
+    compare_p.add_argument("second")
+    compare_p.add_argument("--profile", default="ci")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             run(args.profile, args.stages, args.overrides)
         elif args.command == "record":
             print("contract outputs changed in:", record_contracts(args.stages) or "none")
+        elif args.command == "compare":
+            report = compare_summaries(args.first, args.second, args.profile)
+            for stage, differences in report.items():
+                print(f"{stage}: {'identical' if not differences else f'{len(differences)} differences'}")
+                for line in differences[:20]:
+                    print("   ", line)
+            return 1 if any(report.values()) else 0
         else:
             names = args.profiles or sorted(p.stem for p in (project_root() / "params").glob("*.yaml"))
             for name in names:
                 load_profile(name)
                 print(f"profile {name}: ok")
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
-
-
-
-def parameters_of(stage: str, namespace: dict[str, Any]) -> dict[str, Any]:
-    """The current values of a notebook's declared parameters (for its manifest)."""
-    return {name: namespace[name] for name in notebook_parameters(notebook_path(stage))}
-

@@ -8,6 +8,8 @@ a half-written artifact. ``ResultCache`` is the append-only store that lets long
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import platform
 import subprocess
@@ -22,6 +24,17 @@ STAGES = [  # notebook stems in run order; "run NN_x first" errors name these
     "00_data", "01_train_generator", "02_train_verifier", "03_difficulty_bins", "04_search",
     "05_revisions", "06_compute_optimal", "07_ttc_vs_pretraining",
 ]
+STAGE_INPUTS = {  # the earlier stages each notebook reads (checked and recorded in its manifest)
+    "00_data": [],
+    "01_train_generator": ["00_data"],
+    "02_train_verifier": ["00_data", "01_train_generator"],
+    "03_difficulty_bins": ["00_data", "01_train_generator", "02_train_verifier"],
+    "04_search": ["00_data", "01_train_generator", "02_train_verifier", "03_difficulty_bins"],
+    "05_revisions": ["00_data", "01_train_generator", "02_train_verifier", "03_difficulty_bins"],
+    "06_compute_optimal": ["00_data", "01_train_generator", "02_train_verifier", "03_difficulty_bins", "04_search",
+                           "05_revisions"],
+    "07_ttc_vs_pretraining": ["00_data", "01_train_generator", "03_difficulty_bins", "06_compute_optimal"],
+}
 
 
 def project_root() -> Path:
@@ -35,6 +48,32 @@ def runs_root() -> Path:
     return Path(os.environ.get("TTC_RUNS_DIR", project_root() / "data" / "runs"))
 
 
+def notebook_path(stage: str) -> Path:
+    return project_root() / "notebooks" / f"{stage}.ipynb"
+
+
+def notebook_parameters(path: str | Path) -> dict[str, tuple[str, Any]]:
+    """name -> (annotation, default) of the cell tagged ``parameters`` (typed literals only)."""
+    path = Path(path)
+    cells = json.loads(path.read_text())["cells"]
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise ValueError(f"{path}: expected exactly one cell tagged 'parameters', found {len(tagged)}")
+    source = "".join(tagged[0]["source"])
+    params = {}
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            raise ValueError(f"{path}: parameters cell line {node.lineno} is not `name: type = literal`")
+        annotation = ast.unparse(node.annotation)
+        params[node.target.id] = (annotation, ast.literal_eval(node.value))
+    return params
+
+
+def parameters_of(stage: str, namespace: dict[str, Any]) -> dict[str, Any]:
+    """The current values of a notebook's declared parameters (for its manifest)."""
+    return {name: namespace[name] for name in notebook_parameters(notebook_path(stage))}
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True,
@@ -45,7 +84,8 @@ def git_commit() -> str | None:
 
 
 class Stage:
-    """One notebook's artifact folder: ``Stage("cpu", "01_train_generator")``."""
+    """One notebook's artifact folder: ``Stage("cpu", "01_train_generator")``; a notebook starts with
+    ``stage = Stage.open(profile, "04_search", globals())``."""
 
     def __init__(self, profile: str, name: str):
         if name not in STAGES:
@@ -54,6 +94,22 @@ class Stage:
             raise ValueError(f"invalid profile name {profile!r}")
         self.profile, self.name = profile, name
         self.dir = runs_root() / profile / name
+
+    @classmethod
+    def open(cls, profile: str, name: str, namespace: dict[str, Any], torch_threads: int = 0) -> "Stage":
+        """Start notebook ``name``: every stage it reads (STAGE_INPUTS) must have finished, its manifest
+        is written (the notebook's declared parameters, read from ``namespace``, and its seed), and
+        ``torch_threads`` > 0 sets torch's thread count. The manifest is ``stage.manifest``."""
+        stage = cls(profile, name)
+        for upstream in STAGE_INPUTS[name]:
+            stage.require(upstream)
+        if torch_threads > 0:
+            import torch
+
+            torch.set_num_threads(torch_threads)
+        stage.manifest = stage.write_manifest(parameters_of(name, namespace), seed=namespace.get("seed"),
+                                              inputs=STAGE_INPUTS[name])
+        return stage
 
     def path(self, *parts: str) -> Path:
         """A path inside the stage folder (the folder is created)."""
@@ -101,3 +157,36 @@ class Stage:
                                     f"{role!r} model (known: {sorted(summary['checkpoints'])})")
         options = {"device": summary.get("device", "cpu"), "prompt_style": summary.get("prompt_style"), **kwargs}
         return Generator.from_pretrained(path, **options)
+
+    def device(self) -> str:
+        """The device notebook 01 recorded ("auto" resolved), for verifiers and other models."""
+        from ttc_lib.generation.generator import resolve_device
+
+        return str(resolve_device(self.read_summary("01_train_generator").get("device", "cpu")))
+
+    def problems(self, split: str = "test") -> list:
+        """Notebook 00's ``train`` or ``test`` split as ``Problem`` records."""
+        from ttc_lib.tasks import load_jsonl
+
+        return load_jsonl(self.require("00_data") / f"{split}.jsonl")
+
+    def verifier(self, path: str | Path | None = None):
+        """The verifier notebook 02 chose (or the saved verifier at ``path``), on the recorded device."""
+        from ttc_lib.verifiers.kinds import load_verifier
+
+        return load_verifier(path or self.read_summary("02_train_verifier")["chosen_verifier_path"],
+                             device=self.device())
+
+    def bins(self):
+        """Notebook 03's difficulty bins (one row per test question)."""
+        import pandas as pd
+
+        return pd.read_parquet(self.require("03_difficulty_bins") / "bins.parquet")
+
+    def revision_models(self) -> tuple:
+        """(revision model as a Generator, revision-aware ORM) that notebook 05 trained."""
+        from ttc_lib.generation.generator import Generator
+
+        summary = self.read_summary("05_revisions")
+        return (Generator.from_pretrained(summary["revision_model_path"], device=self.device()),
+                self.verifier(summary["revision_orm_path"]))

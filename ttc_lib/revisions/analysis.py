@@ -38,18 +38,16 @@ def ratio_label(chains: int, length: int) -> str:
     return f"{length // g}:{chains // g}"
 
 
-def accuracy_by_ratio(table: pd.DataFrame, bins: pd.DataFrame | None = None,
-                      bin_column: str = "oracle_bin") -> pd.DataFrame:
+def accuracy_by_ratio(table: pd.DataFrame) -> pd.DataFrame:
     """Accuracy per (method, budget, chains, length, seed[, bin]) of a revisions results table
-    (RESULT_COLUMNS). method = selection, plus "/verifier" when the config names one; ratio =
-    length / chains (sequential / parallel) and its label."""
+    (RESULT_COLUMNS; per bin when it has a ``bin`` column: ``analysis.results_table.attach_bins``).
+    method = selection, plus "/verifier" when the config names one; ratio = length / chains
+    (sequential / parallel) and its label."""
     config = table.config.map(lambda text: dict(kv.split("=", 1) for kv in text.split(",")))
     frame = table.assign(method=[c["selection"] + (f"/{c['verifier']}" if "verifier" in c else "") for c in config],
                          chains=[int(c["chains"]) for c in config], length=[int(c["length"]) for c in config])
     keys = ["method", "budget", "chains", "length", "seed"]
-    if bins is not None:
-        frame = frame.merge(bins[["question_id", bin_column]].rename(columns={bin_column: "bin"}), on="question_id",
-                            how="inner")
+    if "bin" in frame.columns:
         keys.append("bin")
     out = frame.groupby(keys).correct.mean().rename("accuracy").reset_index()
     out["ratio"] = out.length / out.chains

@@ -1,6 +1,7 @@
 """Revision model: training data from the policy's own mistakes, fine-tuning, and its ORM's data.
 
-The paper's recipe ("Revisions", ../shared/PAPER.md), on the synthetic world:
+The paper's recipe (Snell et al. 2024, "Scaling LLM Test-Time Compute Optimally", section 6,
+revisions), on the synthetic world:
 - **Data.** The policy samples many answers per training question at a higher temperature
   (``sample_answers``, cached per question). For each correct answer, k ~ U{0..4} incorrect
   answers of the same question become its context (fewer if the question has fewer): the last
@@ -17,7 +18,7 @@ The paper's recipe ("Revisions", ../shared/PAPER.md), on the synthetic world:
   another correct answer), so a change has to be justified by an error; ``plain_share`` adds
   correct answers again as plain k = 0 trajectories (rehearsal against forgetting). Both come
   from the same samples (no extra generation). Measured on the cpu policy of 17:14 (240 questions
-  x 16 samples, 150 steps, batch 32; 40 eval questions x 2 chains x 8 steps, T 1.0; build/rev3):
+  x 16 samples, 150 steps, batch 32; 40 eval questions x 2 chains x 8 steps, T 1.0; a trial, script not kept):
   paper data, lr 5e-4: pass@1 by step .25 .08 .01 .01, correct->wrong .88, wrong->correct .03;
   keep_share .5, lr 1e-3: .33 .15 .15 .09, correct->wrong .69, wrong->correct .07 (better, and
   the cpu profile's choice) -- but revising still does not beat answering afresh.
@@ -47,9 +48,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ttc_lib.storage import ResultCache
+from ttc_lib.models.identity import identity_of
+from ttc_lib.storage import ResultCache, key_digest
 from ttc_lib.tasks.grading import extract_answer, grade_answer
-from ttc_lib.tasks.problem import Problem
+from ttc_lib.tasks.problem import Problem, content_id
 from ttc_lib.tasks.prompts import revision_question
 
 MAX_CONTEXT = 4  # previous attempts a revision sees (paper: 4)
@@ -92,18 +94,29 @@ def question_rng(seed: int, question_id: str, salt: int = 0) -> np.random.Genera
     return np.random.default_rng([seed, zlib.crc32(question_id.encode()), salt])
 
 
+def training_splits(train: Sequence[Problem], revision_questions: int,
+                    orm_questions: int) -> tuple[list[Problem], list[Problem]]:
+    """(revision-data questions, revision-ORM questions): disjoint, from the END of the training split
+    (notebook 02 labels the first ones)."""
+    if revision_questions < 1 or orm_questions < 0 or revision_questions + orm_questions > len(train):
+        raise ValueError(f"revision_questions={revision_questions} + orm_questions={orm_questions} must be >= 1 and "
+                         f"fit in the {len(train)} training problems")
+    end = len(train) - revision_questions
+    return list(train[end:]), list(train[end - orm_questions:end])
+
+
 def sample_answers(generator, problems: Sequence[Problem], n: int, *, temperature: float, max_new_tokens: int,
                    seed: int = 0, cache_path: str | Path | None = None, chunk_size: int = 32,
-                   progress: bool = True, tag: str = "") -> pd.DataFrame:
+                   progress: bool = True) -> pd.DataFrame:
     """n sampled answers per problem, graded: one row per (question_id, sample) with text, answer,
     finished, correct, tokens. Cached per chunk of questions (resumable) under keys of the
-    question and these settings; the generator object is not in the key, so ``tag`` must name
-    it (``model_identity.identity_tag(policy=path)``) or a retrained generator reuses the old samples."""
+    generator's ``identity`` (a policy retrained in place samples again), the question's content
+    (text, reference answer: an edited answer is graded again) and these settings."""
     from tqdm.auto import tqdm
 
     cache = ResultCache(cache_path) if cache_path else None
-    suffix = f"|{tag}" if tag else ""  # no tag: the keys of caches written before tags existed
-    key = lambda p: f"{p.id}|n={n}|t={temperature}|m={max_new_tokens}|s={seed}{suffix}"  # noqa: E731
+    model = identity_of(generator) if cache is not None else None
+    key = lambda p: f"{p.id}|{key_digest(model, content_id(p), n, temperature, max_new_tokens, seed)}"  # noqa: E731
     rows = {}
     chunks = [list(problems[i:i + chunk_size]) for i in range(0, len(problems), chunk_size)]
     for chunk in tqdm(chunks, desc="revision data samples", **({} if progress else {"disable": True})):

@@ -15,8 +15,9 @@ so it does not depend on question order. ``paired_effects`` compares each own co
 
 Measured on the cpu profile's reviser (session 5, 40 questions x 8 answers, paired): another
 question's attempt costs .05 pass@1 (.47 -> .42), one of the question's own correct attempts as
-much (.43: it is not kept), a wrong one .06 (.45 -> .39: not fixed). The same on a reviser
-fine-tuned 150 steps on level-balanced data (build/s5exp): .51 -> .46 / .45 and .44 -> .39 / .34.
+much (.43: it is not kept), a wrong one .06 (.45 -> .39: not fixed) -- docs/results/cpu/README.md,
+section 05, command `python -m ttc_lib.pipeline run --profile cpu --stages 05_revisions`. A reviser
+fine-tuned 150 steps on level-balanced data showed the same pattern (a trial, script not kept).
 The 1M reviser reads its attempts as text to get past, not as drafts to keep or fix, which is
 why its pass@1 falls with each revision step.
 """

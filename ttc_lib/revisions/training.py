@@ -145,7 +145,7 @@ def train_revision_model(policy_path: str | Path, train: Sequence[RevisionExampl
     own_flops = 6.0 * params * tokens
     result = {
         "revision_fingerprint": fingerprint, "fingerprint": fingerprint, "parent_fingerprint": parent_key,
-        "val_curve": [[s, l] for s, l, _ in points], "best_step": points[best][0], "chosen_step": step,
+        "val_curve": [[s, loss] for s, loss, _ in points], "best_step": points[best][0], "chosen_step": step,
         "turned_up": chosen > best, "stopped_early": stopped, "params": params, "tokens": tokens,
         "train_examples": len(train), "val_examples": len(val), "max_positions": max_positions,
         "own_training_flops": own_flops,

@@ -25,6 +25,7 @@ from ttc_lib.search.common import Candidate, SearchResult, config_key, results_t
 from ttc_lib.search.dvts import dvts as _dvts
 from ttc_lib.search.revision_chains import revisions as _revisions
 from ttc_lib.tasks.problem import Problem
+from ttc_lib.verifiers.base import Verifier
 
 STRATEGIES: dict[str, Callable[..., list[SearchResult]]] = {"best_of_n": _best_of_n, "beam": _beam, "dvts": _dvts,
                                                              "revisions": _revisions}
@@ -46,7 +47,7 @@ def _strategy(name: str) -> Callable[..., list[SearchResult]]:
     return STRATEGIES[name]
 
 
-def run_strategy(name: str, generator: Any, verifier: Any, problems: list[Problem], budget: int,
+def run_strategy(name: str, generator: Any, verifier: Verifier | None, problems: list[Problem], budget: int,
                  **kwargs: Any) -> list[SearchResult]:
     """Run strategy ``name``; ``kwargs`` are the common keyword arguments and its config keys."""
     fn = _strategy(name)

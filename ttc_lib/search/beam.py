@@ -40,6 +40,7 @@ from ttc_lib.models.cost import Cost
 from ttc_lib.search.common import Candidate, SearchResult, expand_and_score, final_candidate
 from ttc_lib.search.selection import weighted
 from ttc_lib.tasks.problem import Problem
+from ttc_lib.verifiers.base import Verifier
 
 MAX_ROUNDS = 40  # the paper's cap on beam expansion rounds
 STREAM_STRIDE = 1 << 16  # stream of a prefix = tree stream * STREAM_STRIDE + duplicate index
@@ -84,7 +85,7 @@ class Tree:
         self.frontier = [(open_[j].text, open_[j].tokens, c) for j, c in zip(best, counts)]
 
 
-def tree_search(generator: Any, verifier: Any, problems: list[Problem], trees: list[Tree], *, seed: int,
+def tree_search(generator: Any, verifier: Verifier, problems: list[Problem], trees: list[Tree], *, seed: int,
                 temperature: float, max_new_tokens: int, lookahead: int, max_rounds: int = MAX_ROUNDS,
                 progress: bool = True, desc: str = "search", aggregate: str = "last") -> list[Cost]:
     """Advance every tree round by round until none is open; returns the cost per problem
@@ -128,7 +129,7 @@ def resolve_width(width: int | str, beams: int) -> int:
     return min(m, beams)
 
 
-def beam(generator: Any, verifier: Any, problems: list[Problem], budget: int, *, seed: int = 0,
+def beam(generator: Any, verifier: Verifier, problems: list[Problem], budget: int, *, seed: int = 0,
          temperature: float = 1.0, max_new_tokens: int = 256, progress: bool = True, aggregate: str = "last",
          width: int | str = 4, lookahead: int = 0, max_rounds: int = MAX_ROUNDS) -> list[SearchResult]:
     """Beam search (lookahead search when ``lookahead`` > 0) on every problem; one result each;

@@ -33,6 +33,7 @@ from ttc_lib.search.common import Candidate, SearchResult, score_texts
 from ttc_lib.tasks.grading import extract_answer
 from ttc_lib.tasks.problem import Problem
 from ttc_lib.tasks.prompts import format_prompt
+from ttc_lib.verifiers.base import Verifier
 
 # selection name -> fn(answers, scores) -> answer; all of them selection.py's own rules
 SELECTIONS: dict[str, Callable[[list, list], str | None]] = {
@@ -49,7 +50,7 @@ def _check_selection(selection: str) -> None:
         raise ValueError(f"unknown selection {selection!r}; known: {sorted(SELECTIONS)}")
 
 
-def best_of_n(generator: Any, verifier: Any, problems: list[Problem], budget: int, *, seed: int = 0,
+def best_of_n(generator: Any, verifier: Verifier | None, problems: list[Problem], budget: int, *, seed: int = 0,
               temperature: float = 1.0, max_new_tokens: int = 256, progress: bool = True,
               aggregate: str = "last", selection: str = "weighted") -> list[SearchResult]:
     """Best-of-N with ``budget`` samples per problem (module rules); one result per problem."""

@@ -47,6 +47,7 @@ from ttc_lib.search.selection import aggregate
 from ttc_lib.tasks.grading import extract_answer, grade_answer
 from ttc_lib.tasks.prompts import format_prompt
 from ttc_lib.tasks.steps import join_steps, prefix_text, split_steps
+from ttc_lib.verifiers.base import Verifier
 
 # Columns of the results tables (04_search/results.parquet, 05_revisions/results.parquet).
 RESULT_COLUMNS = ["strategy", "config", "budget", "seed", "question_id", "answer", "correct",
@@ -128,8 +129,19 @@ class Expansion:
 
 
 def split_total(total: int, weights: Sequence[float]) -> list[int]:
-    """``total`` split in proportion to ``weights`` as integers that sum exactly to it."""
+    """``total`` split in proportion to ``weights`` as integers that sum exactly to it (the one
+    splitter of measured token totals: verifier tokens over texts, samples or questions).
+
+    Largest remainder: each part is floor(total * w / sum(w)), and the units left over go one
+    each to the largest fractional remainders, ties to the earlier weight ([1, 1, 1] splits 10
+    as [4, 3, 3]). All-zero weights split evenly by the same rule. Raises on a negative total or
+    weight, and on a positive total over no weights (those tokens would vanish)."""
+    weights = list(weights)
+    if total < 0 or any(x < 0 for x in weights):
+        raise ValueError(f"split_total needs total >= 0 and weights >= 0, got {total}, {weights}")
     if not weights:
+        if total:
+            raise ValueError(f"cannot split {total} over no weights")
         return []
     w = sum(weights)
     if w <= 0:
@@ -141,7 +153,7 @@ def split_total(total: int, weights: Sequence[float]) -> list[int]:
     return out
 
 
-def score_texts(verifier: Any, questions: Sequence[str], texts: Sequence[str],
+def score_texts(verifier: Verifier, questions: Sequence[str], texts: Sequence[str],
                 owners: Sequence[int], n_owners: int, how: str = "last") -> tuple[list[float], list[int]]:
     """``selection.aggregate(step scores, how)`` per text (0.0 for a text without steps), and the
     verifier tokens each owner (e.g. question or prefix index) caused. Each distinct (question,
@@ -172,7 +184,7 @@ def _prompt_tokens(generator: Any, questions: Sequence[str], prefixes: Sequence[
     return [len(ids) for ids in generator.tokenizer(texts)["input_ids"]] if texts else []
 
 
-def expand_and_score(generator: Any, verifier: Any, questions: Sequence[str], prefixes: Sequence[str],
+def expand_and_score(generator: Any, verifier: Verifier, questions: Sequence[str], prefixes: Sequence[str],
                      counts: Sequence[int], *, path_tokens: Sequence[int] | None = None,
                      streams: Sequence[int] | None = None, seed: int = 0, temperature: float = 1.0,
                      lookahead: int = 0, max_new_tokens: int = 256, aggregate: str = "last") -> Expansion:

@@ -27,9 +27,10 @@ from ttc_lib.search.beam import MAX_ROUNDS, Tree, tree_search
 from ttc_lib.search.common import SearchResult
 from ttc_lib.search.selection import weighted
 from ttc_lib.tasks.problem import Problem
+from ttc_lib.verifiers.base import Verifier
 
 
-def dvts(generator: Any, verifier: Any, problems: list[Problem], budget: int, *, seed: int = 0,
+def dvts(generator: Any, verifier: Verifier, problems: list[Problem], budget: int, *, seed: int = 0,
          temperature: float = 1.0, max_new_tokens: int = 256, progress: bool = True, aggregate: str = "last",
          width: int = 4, max_rounds: int = MAX_ROUNDS) -> list[SearchResult]:
     """DVTS on every problem; one result each (module rules; ``aggregate`` scores as in beam.py)."""

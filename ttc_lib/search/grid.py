@@ -9,10 +9,12 @@ Rules
 * ``run_jobs`` runs every job on the same problems through ``search.run_strategy`` (beam,
   lookahead and DVTS are run separately at each budget: their runs are not prefixes of each
   other) and flattens the results with ``search.results_table`` (RESULT_COLUMNS). Each finished
-  job is one record of a ``runs.ResultCache`` keyed by the job and ``tag`` (which should name
-  the question set, the models' identities (``model_identity.model_identity``, not their paths: a
-  retrained model keeps its path) and sampling knobs), so a killed run redoes at most the job in flight.
-  ``df.attrs["seconds"]``: wall seconds per job key (cached jobs keep their first run's time).
+  job is one record of a ``storage.ResultCache`` keyed by the job, the question set's content
+  (``question_tag``: ids, texts and reference answers), the generator's and verifier's
+  ``identity`` (not their paths: a retrained model keeps its path), the sampling knobs and the
+  aggregation rule (``job_key``), so a killed run redoes at most the job in flight.
+  ``df.attrs["seconds"]``: one record per job, {method, budget, seed, seconds} (wall seconds; cached
+  jobs keep their first run's time).
 * ``pool_jobs`` evaluates best-of-N from notebook 03's pool (``search.best_of_n.from_pool``) at
   each budget and selection, ``n_subsets`` random subsets each (their index in ``seed``).
 """
@@ -20,18 +22,19 @@ Rules
 from __future__ import annotations
 
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ttc_lib.models.identity import identity_of
 from ttc_lib.search import run_strategy
 from ttc_lib.search.best_of_n import from_pool
 from ttc_lib.search.common import RESULT_COLUMNS, config_key, results_table
-from ttc_lib.storage import ResultCache
-from ttc_lib.tasks.problem import Problem
+from ttc_lib.storage import ResultCache, key_digest
+from ttc_lib.tasks.problem import Problem, content_id
+from ttc_lib.verifiers.base import Verifier
 
 
 @dataclass(frozen=True)
@@ -73,23 +76,30 @@ def grid(specs: Sequence[dict], budgets: Sequence[int], seeds: Sequence[int]) ->
 
 
 def question_tag(problems: Sequence[Problem]) -> str:
-    """A short fingerprint of a question set (for cache keys)."""
-    ids = ",".join(p.id for p in problems)
-    return f"{len(problems)}q-{zlib.crc32(ids.encode('utf-8')):08x}"
+    """A short fingerprint of a question set's ids and content (question text, reference answer)."""
+    return f"{len(problems)}q-{key_digest([(p.id, content_id(p)) for p in problems])[:8]}"
 
 
-def run_jobs(jobs: Sequence[Job], generator, verifier, problems: Sequence[Problem], *, max_new_tokens: int,
-             temperature: float = 1.0, cache: ResultCache | None = None, tag: str = "",
+def job_key(job: Job, generator, verifier: Verifier | None, problems: Sequence[Problem], *, max_new_tokens: int,
+            temperature: float, aggregate: str) -> str:
+    """``job.key`` followed by the question set (``question_tag``) and a digest of the models'
+    identities and the knobs every job shares: all its results depend on."""
+    shared = key_digest(identity_of(generator), identity_of(verifier), temperature, max_new_tokens, aggregate)
+    return job.key(f"{question_tag(problems)}|{shared}")
+
+
+def run_jobs(jobs: Sequence[Job], generator, verifier: Verifier | None, problems: Sequence[Problem], *,
+             max_new_tokens: int, temperature: float = 1.0, cache: ResultCache | None = None,
              progress: bool = True, aggregate: str = "last") -> pd.DataFrame:
     """RESULT_COLUMNS rows of every job (module rules); ``aggregate``: how every strategy turns step
-    scores into a score (search.common; not part of the job key, so ``tag`` should name it). Nor are
-    the generator and verifier: ``tag`` must name them too (``model_identity.model_identity`` of their paths,
-    not the paths), or models retrained at the same paths are served the old results."""
+    scores into a score (search.common). ``df.attrs["seconds"]``: {method, budget, seed, seconds}
+    per job, method = "strategy[config]"."""
     references = {p.id: p.answer for p in problems}
-    frames, seconds = [], {}
+    frames, seconds = [], []
     bar = {} if progress else {"disable": True}
     for job in tqdm(jobs, desc="search jobs", unit="job", **bar):
-        key = job.key(tag)
+        key = job_key(job, generator, verifier, problems, max_new_tokens=max_new_tokens, temperature=temperature,
+                      aggregate=aggregate)
         record = cache.get(key) if cache is not None else None
         if record is None:
             start = time.perf_counter()
@@ -101,7 +111,8 @@ def run_jobs(jobs: Sequence[Job], generator, verifier, problems: Sequence[Proble
             if cache is not None:
                 cache.put(key, record)
         frames.append(pd.DataFrame(record["rows"], columns=RESULT_COLUMNS))
-        seconds[key] = record["seconds"]
+        seconds.append({"method": f"{job.strategy}[{config_key(job.config_dict)}]", "budget": job.budget,
+                        "seed": job.seed, "seconds": record["seconds"]})
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
     out.attrs["seconds"] = seconds
     return out

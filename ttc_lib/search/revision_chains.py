@@ -32,12 +32,16 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ttc_lib.models.cost import Cost
+from ttc_lib.models.identity import identity_of
 from ttc_lib.revisions.data import MAX_CONTEXT
 from ttc_lib.search.common import Candidate, SearchResult
 from ttc_lib.search.selection import aggregate, group_answers, majority, weighted
+from ttc_lib.storage import key_digest
 from ttc_lib.tasks.grading import extract_answer, grade_answer
+from ttc_lib.tasks.problem import content_id
 from ttc_lib.tasks.prompts import format_prompt, revision_question
 from ttc_lib.tasks.steps import split_steps
+from ttc_lib.verifiers.base import Verifier
 
 SELECTIONS = ("hierarchical", "majority")
 STEP_SEED_STRIDE = 1_000_003  # step_seed(seed, t) distinct for every seed and t < this
@@ -109,7 +113,7 @@ def run_chains(generator, problems, lengths: Sequence[int], *, seed: int = 0, te
     return chains
 
 
-def scored_tokens(verifier, questions: Sequence[str], solutions: Sequence[str]) -> list[int]:
+def scored_tokens(verifier: Verifier, questions: Sequence[str], solutions: Sequence[str]) -> list[int]:
     """Tokens the verifier reads per solution: exact from its tokenizer when it has one."""
     tok = getattr(verifier, "tokenizer", None) or getattr(getattr(verifier, "backbone", None), "tokenizer", None)
     style = getattr(verifier, "prompt_style", None) or getattr(getattr(verifier, "backbone", None), "prompt_style",
@@ -121,7 +125,7 @@ def scored_tokens(verifier, questions: Sequence[str], solutions: Sequence[str]) 
     return [len(a) + len(b) for a, b in zip(prompts, sols)]
 
 
-def score_chains(verifier, problems, chains: list[list[list[Attempt]]], *, with_context: bool = True,
+def score_chains(verifier: Verifier, problems, chains: list[list[list[Attempt]]], *, with_context: bool = True,
                  progress: bool = False, how: str = "last") -> list[list[list[tuple[float, int]]]]:
     """(score, verifier tokens) per attempt: ``aggregate`` (``how``) of the attempt's step scores, read
     after its context (``with_context``, a revision-aware ORM) or after the bare question.
@@ -142,7 +146,7 @@ def score_chains(verifier, problems, chains: list[list[list[Attempt]]], *, with_
     return out
 
 
-def _takes_progress(verifier) -> bool:
+def _takes_progress(verifier: Verifier) -> bool:
     import inspect
 
     try:
@@ -219,7 +223,7 @@ def results_from_frame(frame: pd.DataFrame, problems, chains: int, length: int, 
     return out
 
 
-def revisions(generator, verifier, problems, budget: int, *, seed: int = 0, temperature: float = 1.0,
+def revisions(generator, verifier: Verifier | None, problems, budget: int, *, seed: int = 0, temperature: float = 1.0,
               max_new_tokens: int = 256, progress: bool = True, aggregate: str = "last", chains: int,
               selection: str, max_context: int = MAX_CONTEXT, verifier_context: bool = True) -> list[SearchResult]:
     """``chains`` revision chains of length budget // chains per problem, then ``selection``
@@ -243,28 +247,27 @@ def revisions(generator, verifier, problems, budget: int, *, seed: int = 0, temp
 def sweep(generator, problems, budgets: Sequence[int], *, seeds: Sequence[int], verifiers: dict,
           temperature: float = 1.0, max_new_tokens: int = 256, max_context: int = MAX_CONTEXT,
           cache_path=None, chunk_size: int = 16, lengths: Sequence[int] | None = None,
-          progress: bool = True, tag: str = "") -> pd.DataFrame:
+          progress: bool = True) -> pd.DataFrame:
     """Attempts of every (chains, length) in ``ratio_grid`` of each budget, for every seed: the
     staircase of chains (or chains of the ``lengths`` given) runs once per (seed, question) and
     each verifier in ``verifiers`` (name -> (verifier, with_context) or (verifier, with_context,
     aggregate rule), "last" when left out) scores every attempt.
-    Cached per chunk of questions (runs.ResultCache at ``cache_path``): an interrupted sweep resumes.
-    Keys hold the seed, the question, these settings and the verifiers' NAMES; ``tag`` must name
-    the models themselves (``model_identity.identity_tag(reviser=path, <verifier name>=path, ...)``), or
-    a retrained generator or verifier at the same path is served the old chains and scores."""
+    Cached per chunk of questions (storage.ResultCache at ``cache_path``): an interrupted sweep
+    resumes. A question's key holds the seed, its content (text, reference answer), these settings
+    and the ``identity`` of the generator and of each verifier: a model retrained at the same path
+    runs again."""
     from ttc_lib.storage import ResultCache
 
     lengths = list(lengths) if lengths else staircase([cfg for n in budgets for cfg in ratio_grid(n)])
     problems = list(problems)
     cache = ResultCache(cache_path) if cache_path else None
     rules = {name: v[2] if len(v) > 2 else "last" for name, v in verifiers.items()}
-    settings = (f"L={','.join(map(str, lengths))}|T={temperature}|m={max_new_tokens}|ctx={max_context}"
-                f"|v={','.join(f'{n}:{rules[n]}' for n in verifiers)}"
-                + (f"|{tag}" if tag else ""))  # no tag: the keys of caches written before tags existed
+    settings = None if cache is None else [identity_of(generator), lengths, temperature, max_new_tokens, max_context,
+                                           [[n, identity_of(v[0]), bool(v[1]), rules[n]] for n, v in verifiers.items()]]
     frames = []
     jobs = [(s, problems[i:i + chunk_size]) for s in seeds for i in range(0, len(problems), chunk_size)]
     for s, chunk in tqdm(jobs, desc="revision sweep (seed, chunk)", **({} if progress else {"disable": True})):
-        key = lambda p: f"{s}|{p.id}|{settings}"  # noqa: E731
+        key = lambda p: f"{s}|{p.id}|{key_digest(settings, content_id(p))}"  # noqa: E731
         todo = [p for p in chunk if cache is None or key(p) not in cache]
         if todo:
             attempts = run_chains(generator, todo, lengths, seed=s, temperature=temperature,

@@ -39,7 +39,7 @@ class ArithmeticWorld:
     addsub_max_hardest: int = 0
     # Likewise the value range: every value stays in [0, value_bound(level)], rising linearly from
     # max_value at min_ops to max_value_hardest at max_ops (0 = no growth). 3-digit values are what
-    # a ~1M model learns slowly (FINDINGS), so the top levels stay hard however well it trains.
+    # a ~1M model learns slowly, so the top levels stay hard however well it trains.
     max_value_hardest: int = 0
 
     def __post_init__(self) -> None:

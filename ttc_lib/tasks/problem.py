@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from ttc_lib.storage import key_digest
 
 
 @dataclass(frozen=True)
@@ -34,3 +37,10 @@ class Problem:
     def from_dict(cls, row: dict) -> "Problem":
         return cls(id=str(row["id"]), question=row["question"], answer=str(row["answer"]),
                    solution=row.get("solution", ""), level=int(row["level"]))
+
+
+def content_id(problem: Any) -> str:
+    """A short hash of what a problem asks and expects: its question text and reference answer.
+    Cache keys carry it beside the id, so an edited question or answer under the same id is new
+    work (fresh samples, fresh grades), never served the old results."""
+    return key_digest("problem", problem.question, problem.answer)[:16]

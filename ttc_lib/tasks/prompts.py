@@ -57,7 +57,7 @@ def revision_question(question: str, attempts: Sequence[str]) -> str:
     model answers from scratch).
 
     Why attempts first: the solution then follows its question as in the policy's training
-    rows, at the same distance. Measured on the cpu policy (ttc_lib/revisions.py, build/rev3):
+    rows, at the same distance. Measured on the cpu policy (a trial, script not kept):
     at fine-tuning step 0 this barely matters (3.66 vs 3.69 nats/token with the question first:
     the policy fails with *any* text before its question), after 150 steps it is a little
     better (validation loss .305 vs .339, same data)."""

@@ -6,7 +6,9 @@ is still on a correct path after that step), computed for all steps of a solutio
 forward pass. Aggregation to a solution score (``last``/``min``/``prod``) and answer selection
 live in search/selection.py. Each kind (trained-head PRM/ORM, likelihood PRM, external PRMs)
 saves a folder with ``verifier_config.json`` naming its kind; ``kinds.load_verifier(path)``
-restores any of them from the table of kinds in kinds.py.
+restores any of them from the table of kinds in kinds.py. ``identity`` names what decides a
+verifier's scores (its fingerprint, its backbone and coefficients, its source model): caches of
+scores are keyed by it (storage.ResultCache), so a retrained verifier at the same path scores again.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Verifier(Protocol):
     name: str  # what it is, for tables and plots
     num_params: int  # parameters of the model doing the scoring (FLOPs ledger)
     tokens_scored: int  # running total of tokens read by score() (FLOPs ledger)
+    identity: str  # what decides its scores (models.identity), computed once at load: cache keys of its scores
 
     def score(self, questions: list[str], solutions: list[str]) -> list[list[float]]:
         """Per solution, one score in [0, 1] per step (steps.split_steps)."""

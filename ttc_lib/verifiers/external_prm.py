@@ -38,6 +38,8 @@ from typing import Literal, Sequence
 
 import torch
 
+from ttc_lib.models.identity import model_identity, weights_identity
+from ttc_lib.storage import key_digest
 from ttc_lib.tasks.steps import split_steps
 from ttc_lib.verifiers.base import read_verifier_config
 
@@ -56,7 +58,9 @@ class ExternalPRM:
     """Shared tokenise-batch-score loop; subclasses format the text and read tag positions."""
 
     def __init__(self, tokenizer, step_tag: str, step_tag_id: int, *, name: str, num_params: int,
-                 device: str | torch.device = "cpu", batch_size: int = 8, padding_side: str | None = None):
+                 device: str | torch.device = "cpu", batch_size: int = 8, padding_side: str | None = None,
+                 identity: str | None = None):
+        self._identity = identity  # load_prm: the kind and model_identity of the source; None: the weights
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.tokenizer, self.step_tag, self.step_tag_id = tokenizer, step_tag, int(step_tag_id)
@@ -68,6 +72,14 @@ class ExternalPRM:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = int(pad if pad is not None else 0)  # pads are masked: any id will do
         self.tokens_scored = 0
+
+    @property
+    def identity(self) -> str:
+        """What decides its scores, for cache keys (its weights hashed once when built without one)."""
+        if self._identity is None:
+            modules = [v for v in vars(self).values() if isinstance(v, torch.nn.Module)]
+            self._identity = f"{type(self).__name__}:{weights_identity(*modules)}"
+        return self._identity
 
     def _text(self, question: str, steps: list[str]) -> str:
         raise NotImplementedError
@@ -291,6 +303,8 @@ def load_prm(path_or_id: str | os.PathLike, kind: Kind | None = None, *, device:
         raise ValueError(f"unknown PRM kind {kind!r}; use 'math_shepherd' or 'qwen_prm'")
     device = torch.device(device)
     kw.setdefault("name", Path(str(path_or_id)).name)  # the directory's or the hub repo's name
+    scoring = {k: v for k, v in kw.items() if k not in ("name", "batch_size", "padding_side")}  # scores depend on these
+    kw.setdefault("identity", f"{kind}:{model_identity(path_or_id)}" + (f":{key_digest(scoring)}" if scoring else ""))
     load_kw = dict(_dtype_kw(dtype, device), use_safetensors=None if allow_bin else True,
                    output_loading_info=True)
     level = hf_logging.get_verbosity()

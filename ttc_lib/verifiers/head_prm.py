@@ -23,8 +23,11 @@ Rules
   folder already holding the same fingerprint (backbone, data, config, name) is returned as is.
 Layout: the model and save/load here; ``train_head_prm``, the config, loss and training loop in
 ``head_prm_training``; input checks, splits and batching in ``head_prm_data``.
-FINDINGS: on the policy's own 1M backbone this head learns question difficulty, not step
-correctness: always report within-question AUROC (metrics.within_question_auroc).
+On a ~1M backbone this head tends to learn question difficulty, not step correctness, which a
+global AUROC does not show: always report within-question AUROC (metrics.within_question_auroc).
+In the cpu reference run the heads reach within-question .63 (policy backbone) and .66 (verifier
+backbone) against the likelihood PRM's .952 (docs/results/cpu/README.md, section 02,
+`make 02_train_verifier PROFILE=cpu`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any, Sequence
 import torch
 
 from ttc_lib.models.checkpoints import TTC_CONFIG_FILE, count_params, load_checkpoint, read_ttc_config
+from ttc_lib.models.identity import weights_identity
 from ttc_lib.models.training import tqdm_disabled
 from ttc_lib.storage import atomic_dir
 from ttc_lib.tasks.prompts import format_prompt
@@ -62,7 +66,8 @@ class HeadPRM:
     """Verifier: ``score(questions, solutions)`` -> one probability per step (see module rules)."""
 
     def __init__(self, model: Any, tokenizer: Any, head: torch.nn.Module, *, prompt_style: str = "plain",
-                 name: str = KIND, device: str | torch.device = "cpu"):
+                 name: str = KIND, device: str | torch.device = "cpu", identity: str | None = None):
+        self._identity = identity  # the saved fingerprint (backbone, data, config); None: the weights, hashed once
         self.model = model  # the causal LM as loaded (saved whole, so it stays a loadable checkpoint)
         self.body = model.base_model  # its transformer body (LlamaModel for Llama; itself for a bare body)
         self.tokenizer, self.head, self.prompt_style, self.name = tokenizer, head, prompt_style, name
@@ -82,6 +87,18 @@ class HeadPRM:
         head = make_head(model.config.get_text_config().hidden_size, dropout)
         return cls(model, tokenizer, head, prompt_style=ttc_config.get("prompt_style", "plain"), name=name,
                    device=device)
+
+    @property
+    def identity(self) -> str:
+        """What decides its scores, for cache keys: its training fingerprint (load_head_prm,
+        train_head_prm), else a hash of its weights and prompt style, computed on first use."""
+        if self._identity is None:
+            self._identity = f"{weights_identity(self.model, self.head)}|prompt={self.prompt_style}"
+        return self._identity
+
+    @identity.setter
+    def identity(self, value: str) -> None:
+        self._identity = value
 
     def to(self, device: str | torch.device) -> "HeadPRM":
         self.device = torch.device(device)
@@ -191,4 +208,4 @@ def load_head_prm(path: str | Path, device: str = "cpu") -> HeadPRM:
     except Exception as err:
         raise ValueError(f"verifier {path}: {HEAD_FILE} is missing or does not fit the head ({err})") from None
     return HeadPRM(model, tokenizer, head.to(model.dtype), prompt_style=cfg["prompt_style"], name=cfg["name"],
-                   device=device)
+                   device=device, identity=cfg.get("fingerprint"))

@@ -221,4 +221,5 @@ def train_head_prm(backbone_path: str | Path, train: Sequence[LabelledSolution],
         "tokens_per_second": round(state["tokens"] / max(state["wall_seconds"], 1e-9), 1), "device": device,
         "num_threads": config.num_threads or old_threads, "config": asdict(config), "fingerprint": fingerprint}
     save_head_prm(prm.to("cpu"), out_dir, record, backbone_path, ttc_config)
+    prm.identity = fingerprint  # as load_head_prm(out_dir) names it: one verifier, one cache key
     return prm, record

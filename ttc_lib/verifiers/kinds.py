@@ -12,10 +12,8 @@ from typing import Callable
 
 from ttc_lib.verifiers.base import VERIFIER_CONFIG, Verifier, read_verifier_config
 from ttc_lib.verifiers.external_prm import EXTERNAL_KIND, load_external_verifier
-from ttc_lib.verifiers.head_prm import KIND as HEAD_KIND
-from ttc_lib.verifiers.head_prm import load_head_prm
-from ttc_lib.verifiers.likelihood_prm import KIND as LIKELIHOOD_KIND
-from ttc_lib.verifiers.likelihood_prm import load_likelihood_prm
+from ttc_lib.verifiers.head_prm import KIND as HEAD_KIND, load_head_prm
+from ttc_lib.verifiers.likelihood_prm import KIND as LIKELIHOOD_KIND, load_likelihood_prm
 
 KINDS: dict[str, Callable[[Path, str], Verifier]] = {  # kind -> loader(path, device)
     HEAD_KIND: load_head_prm,  # trained-head PRM / ORM

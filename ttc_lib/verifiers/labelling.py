@@ -13,7 +13,9 @@ Rules
   - an earlier step: R = ``rollouts_per_step`` rollouts continue after its prefix; a rollout is
     right iff it finishes ("end", not cut off) and the final answer of ITS OWN continuation
     grades equal to the reference. soft = right / R (the policy's chance of success from
-    there), hard = right > 0 (FINDINGS: hard agrees far better with true step correctness);
+    there), hard = right > 0 (hard agrees better with true step correctness: 90% of steps vs
+    87% for soft in the cpu reference run, docs/results/cpu/README.md section 02,
+    `make 02_train_verifier PROFILE=cpu`);
   - ``skip_correct``: every step of a solution whose final answer is right gets soft = hard = 1
     without rollouts (the sample itself is a successful continuation of each of its prefixes).
   - ``oracle``: ``tasks.step_labels`` when the problem is from the arithmetic world, else NaN.
@@ -24,11 +26,11 @@ Rules
   (config.seed, question, prefix), never on which other prefixes share the batch.
 * Resume: ``cache_dir`` holds two ``runs.ResultCache`` files, ``samples.jsonl`` (K samples per
   question) and ``rollouts.jsonl`` (the final answers of the R rollouts per prefix), keyed by
-  question id + a hash of (question, prefix, every config field that changes results). Each
-  generator batch is flushed as soon as it is done, so a killed run loses at most the batch in
-  flight and a rerun skips every cached key. One cache_dir belongs to ONE generator checkpoint:
-  the key does not (cannot, for arbitrary generators) identify the model, so the caller names the
-  folder after it (notebook 02: ``model_identity.checkpoint_id`` of the policy's weights).
+  question id + a hash of (the generator's ``identity``, question, prefix, every config field
+  that changes results): a policy retrained in place samples and rolls out again. Grades are
+  computed on reading, so an edited reference answer is graded afresh. Each generator batch is
+  flushed as soon as it is done, so a killed run loses at most the batch in flight and a rerun
+  skips every cached key.
 * ``frame.attrs["throughput"]`` reports work done by THIS call (cached work is not counted).
 """
 
@@ -46,6 +48,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ttc_lib.models.identity import identity_of
 from ttc_lib.storage import ResultCache
 from ttc_lib.tasks import Problem, step_labels
 from ttc_lib.tasks.grading import extract_answer, grade_answer
@@ -64,13 +67,14 @@ LabelKind = Literal["soft", "hard", "oracle", "outcome"]
 
 @dataclass(frozen=True)
 class LabelConfig:
-    """How Monte-Carlo labels are made. Defaults: the paper's K, FINDINGS' R = 8 (hard labels)."""
+    """How Monte-Carlo labels are made. Defaults: the paper's K, R = 8 (half the paper's 16; hard
+    labels need only one right rollout)."""
 
     samples_per_question: int = 16  # K solutions sampled per training question (paper: 16)
-    rollouts_per_step: int = 8  # R rollouts from every step prefix (paper: 16; FINDINGS: 8 is enough for hard)
+    rollouts_per_step: int = 8  # R rollouts from every step prefix (paper: 16; the cpu profile uses 8)
     temperature: float = 1.0  # sampling temperature for samples and rollouts
     top_p: float = 1.0  # nucleus for samples and rollouts
-    max_new_tokens: int = 160  # per sample / rollout; 14*ops+24 = 136 covers 8-op solutions (FINDINGS)
+    max_new_tokens: int = 160  # per sample / rollout; 14*ops+24 = 136 covers 8-op solutions
     skip_correct: bool = True  # label every step of a right-answer solution 1 without rollouts (-40% cost)
     seed: int = 0  # samples use it; rollouts use a seed derived from it
 
@@ -115,7 +119,7 @@ def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelCo
     """Sample K solutions per problem and label every step by rollouts (see the module rules).
 
     ``generator`` needs only ``.sample(questions, n, temperature=, top_p=, max_new_tokens=,
-    seed=, progress=, prefixes=)`` (generation.Generator). ``on_batch(info)`` is called after
+    seed=, progress=, prefixes=)`` and ``.identity`` (generation.Generator). ``on_batch(info)`` is called after
     every flushed batch (stage, batch, batches, rows); raising from it interrupts the run, which
     a later call resumes. Returns one row per (question, sample, step) with COLUMNS; attrs:
     ``dropped`` ({"length", "no_answer", "kept"} sample counts), ``throughput``, ``config``.
@@ -133,7 +137,8 @@ def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelCo
     gen_kw = dict(temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens, progress=False)
     try:
         # ---- stage 1: K samples per question
-        skey = {p.id: _key(p.id, "samples", p.question, c.samples_per_question, c.temperature, c.top_p,
+        model = identity_of(generator)  # a retrained policy's samples and rollouts are new work
+        skey = {p.id: _key(p.id, "samples", model, p.question, c.samples_per_question, c.temperature, c.top_p,
                            c.max_new_tokens, c.seed) for p in problems}
         todo = [p for p in problems if skey[p.id] not in sample_cache]
         batches = [todo[s:s + SAMPLE_BATCH_QUESTIONS] for s in range(0, len(todo), SAMPLE_BATCH_QUESTIONS)]
@@ -165,7 +170,7 @@ def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelCo
                     continue
                 for i in range(len(parts) - 1):
                     prefix = prefix_text(parts[:i + 1])
-                    need.setdefault(_rollout_key(p, prefix, c), (p, prefix))
+                    need.setdefault(_rollout_key(model, p, prefix, c), (p, prefix))
                     step_uses += 1
         dropped["kept"] = len(kept)
 
@@ -197,7 +202,7 @@ def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelCo
             if i == len(parts) - 1 or (correct and c.skip_correct):
                 soft, hard, used = float(correct), bool(correct), 0
             else:
-                answers = rollout_cache.get(_rollout_key(p, prefix_text(parts[:i + 1]), c))["answers"]
+                answers = rollout_cache.get(_rollout_key(model, p, prefix_text(parts[:i + 1]), c))["answers"]
                 right = sum(a is not None and grade_answer(a, p.answer) for a in answers)
                 soft, hard, used = right / len(answers), right > 0, len(answers)
             rows.append((p.id, p.question, p.level, j, i, len(parts), text, True, correct, soft, hard, used,
@@ -217,8 +222,8 @@ def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelCo
     return frame
 
 
-def _rollout_key(problem: Problem, prefix: str, c: LabelConfig) -> str:
-    return _key(problem.id, "rollouts", problem.question, prefix, c.rollouts_per_step, c.temperature, c.top_p,
+def _rollout_key(model: str | None, problem: Problem, prefix: str, c: LabelConfig) -> str:
+    return _key(problem.id, "rollouts", model, problem.question, prefix, c.rollouts_per_step, c.temperature, c.top_p,
                 c.max_new_tokens, c.rollout_seed)
 
 
