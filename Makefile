@@ -49,7 +49,7 @@ test: $(STAMP)
 	TQDM_DISABLE=1 TTC_RUNS_DIR=$(TEST_RUNS) $(PY) -m pytest -q tests --nbval-lax --nbval-current-env notebooks
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check ttc_lib tests benchmarks notebooks
+	$(VENV)/bin/ruff check ttc_lib tests benchmarks experiments notebooks
 
 unit: $(STAMP)
 	TQDM_DISABLE=1 $(PY) -m pytest -q tests

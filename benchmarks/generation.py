@@ -10,11 +10,12 @@ same questions, n and token budget. (2) Step-wise sampling in the beam-search pa
 and then continued by the first step sampled for it in the last round (as a beam survivor is;
 the chain ends when that sample is final or cut off), one sample_steps call per round for the
 whole block, so each round's prompts are the last round's plus one step the Generator sampled:
-with the Generator's reuse of prompts and sampled steps (the reported ratio), and the same rounds
+with the Generator's reuse of the last round's prompts (the reported ratio), and the same rounds
 without it ("no reuse", a second Generator on the same model); "full-sample prefixes" = chains
 that follow the full samples' own later steps (prompts extend the last round's by a step the
-step calls did not sample: only the prompt part is reused); "fresh" = one call on unrelated pairs
-of one random depth per question, no previous round.
+step calls did not sample; also only the prompt part is reused, since the Generator no longer
+keeps sampled steps: docs/benchmarks.md); "fresh" = one call on unrelated pairs of one random
+depth per question, no previous round.
 
 Without --checkpoint the "small" policy (hidden 128, 4 layers, 4 heads, MLP 512) is trained on the
 synthetic world for --train-steps first (~1-2 min on 2 cores; kept in --work-dir, a rerun reuses

@@ -9,7 +9,7 @@ import pytest
 
 from ttc_lib.tasks import load_hf_dataset, load_jsonl, load_problems
 from ttc_lib.tasks.grading import extract_answer, grade_answer
-from ttc_lib.tasks.math_dataset import row_to_problem
+from ttc_lib.tasks.math_dataset import row_to_problem, rows_to_problems
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "math_fixture.jsonl"
 GOOD = {"problem": "What is $1+1$?", "solution": "$1+1=\\boxed{2}$", "answer": "2",
@@ -39,7 +39,7 @@ def test_blank_lines_skipped_line_numbers_physical(tmp_path):
     assert [p.id for p in problems] == ["test/algebra/1.json", "b"]
     assert problems[1].level == 0
     bad = write_rows(tmp_path / "n.jsonl", [GOOD, "", "{oops"])
-    with pytest.raises(ValueError, match=r"n\.jsonl: line 3: malformed JSON"):
+    with pytest.raises(ValueError, match=r"n\.jsonl:3: malformed JSON"):
         load_jsonl(bad)
 
 
@@ -61,18 +61,115 @@ def test_bad_field_names_file_line_field(tmp_path, row, field):
     with pytest.raises(ValueError) as err:
         load_jsonl(path)
     msg = str(err.value)
-    assert "bad.jsonl" in msg and "line 2" in msg and f"'{field}'" in msg, msg
+    assert "bad.jsonl:2:" in msg and f"'{field}'" in msg, msg
+
+
+# ---- every failure names the file and the line, and what to do ------------------------------
+
+def write_bytes(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def good_line(i: int) -> bytes:
+    return json.dumps(dict(GOOD, unique_id=f"id{i}")).encode()
+
+
+def test_non_utf8_byte_names_line_and_offset(tmp_path):
+    lines = [good_line(i) for i in range(4)]
+    lines[2] = lines[2].replace(b"1+1", b"1\xe9+1", 1)  # latin-1 "e acute" on line 3
+    path = write_bytes(tmp_path / "latin.jsonl", lines)
+    column = lines[2].index(b"\xe9") + 1
+    offset = len(lines[0]) + len(lines[1]) + 2 + column - 1
+    with pytest.raises(ValueError, match=rf"latin\.jsonl:3: not UTF-8: byte 0xe9 at byte {column} of the line "
+                                         rf"\(offset {offset} in the file\); save the file as UTF-8"):
+        load_jsonl(path)
+
+
+def test_invalid_json_names_its_line_and_column(tmp_path):
+    cut = good_line(1)[:-1]  # the closing brace lost: the error is at the end of line 2
+    path = write_bytes(tmp_path / "cut.jsonl", [good_line(0), cut, good_line(2)])
+    with pytest.raises(ValueError, match=rf"cut\.jsonl:2: malformed JSON: .* at column {len(cut) + 1} "):
+        load_jsonl(path)
+    comma = good_line(1).replace(b'", "answer"', b'" "answer"')  # a missing comma inside the line
+    path = write_bytes(tmp_path / "comma.jsonl", [good_line(0), comma])
+    column = comma.index(b'" "answer"') + 3  # 1-based, at the quote that should have followed a comma
+    with pytest.raises(ValueError, match=rf"comma\.jsonl:2: malformed JSON: Expecting ',' delimiter at column {column} "):
+        load_jsonl(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n  \n\n"])
+def test_a_file_without_rows_is_an_error(tmp_path, content):
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"no problems in .*empty\.jsonl"):
+        load_jsonl(path)
+    with pytest.raises(ValueError, match=r"no problems in .*empty\.jsonl"):
+        load_problems(str(path))
+    assert load_jsonl(path, allow_empty=True) == []  # a stage's own empty training split
+
+
+def test_missing_solution_names_the_field_and_the_fields_present(tmp_path):
+    row = {k: v for k, v in GOOD.items() if k != "solution"}
+    path = write_rows(tmp_path / "nosol.jsonl", [dict(GOOD, unique_id="x"), row])
+    with pytest.raises(ValueError, match=r"nosol\.jsonl:2: missing field 'solution' \(the row has "
+                                         r"\['answer', 'level', 'problem', 'unique_id'\]"):
+        load_jsonl(path)
+
+
+@pytest.mark.parametrize("answer,why", [
+    ("\\boxed{5", "1 '{' never closed"),
+    ("\\frac{1}{2", "1 '{' never closed"),
+    ("5}", "the '}' at character 2 closes no '{'"),
+    ("\\boxed{}", "empty or unclosed"),
+    ("\\boxed", "empty or unclosed"),
+])
+def test_reference_answer_that_cannot_be_graded(tmp_path, answer, why):
+    path = write_rows(tmp_path / "ans.jsonl", [dict(GOOD, unique_id="x"), dict(GOOD, answer=answer)])
+    with pytest.raises(ValueError) as err:
+        load_jsonl(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}:2: field 'answer' ") and why in msg and "balanced braces" in msg, msg
+
+
+def test_solution_whose_last_box_is_unclosed(tmp_path):
+    path = write_rows(tmp_path / "sol.jsonl", [dict(GOOD, solution="So $1+1=\\boxed{2$.")])
+    with pytest.raises(ValueError, match=r"sol\.jsonl:1: field 'solution': its last \\boxed\{ is never closed"):
+        load_jsonl(path)
+
+
+@pytest.mark.parametrize("answer,solution", [
+    ("\\{1,2\\}", "The set is $\\boxed{\\{1,2\\}}$."),  # escaped braces are text
+    ("\\boxed{2}", "$\\boxed 2$"),  # a boxed reference; a brace-less box
+    ("\\frac{1}{2}", "No box at all."),
+    ("2", ""),
+])
+def test_answers_and_solutions_that_stay_valid(tmp_path, answer, solution):
+    path = write_rows(tmp_path / "ok.jsonl", [dict(GOOD, answer=answer, solution=solution)])
+    (p,) = load_jsonl(path)
+    assert grade_answer(extract_answer(f"\\boxed{{{p.answer}}}") or p.answer, p.answer)
+
+
+def test_bom_and_crlf_files_load(tmp_path):
+    path = tmp_path / "win.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + good_line(0) + b"\r\n" + good_line(1) + b"\r\n\r\n")
+    assert [p.id for p in load_jsonl(path)] == ["id0", "id1"]
+    bad = tmp_path / "winbad.jsonl"
+    bad.write_bytes(b"\xef\xbb\xbf" + good_line(0).replace(b"1+1", b"\xff", 1) + b"\r\n")
+    with pytest.raises(ValueError, match=rf"winbad\.jsonl:1: not UTF-8: byte 0xff at byte "
+                                         rf"{3 + good_line(0).index(b'1+1') + 1} of the line"):
+        load_jsonl(bad)
 
 
 def test_non_object_line(tmp_path):
     path = write_rows(tmp_path / "arr.jsonl", ["[1, 2]"])
-    with pytest.raises(ValueError, match=r"arr\.jsonl: line 1: expected a JSON object"):
+    with pytest.raises(ValueError, match=r"arr\.jsonl:1: expected a JSON object"):
         load_jsonl(path)
 
 
 def test_duplicate_unique_id_names_both_lines(tmp_path):
     path = write_rows(tmp_path / "dup.jsonl", [GOOD, dict(GOOD, unique_id="z"), GOOD])
-    with pytest.raises(ValueError, match=r"dup\.jsonl: duplicate unique_id .* lines 1 and 3"):
+    with pytest.raises(ValueError, match=r"dup\.jsonl:3: duplicate unique_id .* already on line 1"):
         load_jsonl(path)
 
 
@@ -113,6 +210,8 @@ def test_hf_save_to_disk_dataset_and_dict(tmp_path):
     assert len(load_problems(str(tmp_path / "dd"), split="train")) == 3
     with pytest.raises(ValueError, match=r"dd.*no split 'validation'"):
         load_hf_dataset(str(tmp_path / "dd"), split="validation")
+    with pytest.raises(ValueError, match=r"no problems in dataset 'x'"):  # the rows of a dataset, none here
+        rows_to_problems([], "dataset 'x'", unit="row")
 
 
 def test_hf_json_folder_and_bad_row(tmp_path):

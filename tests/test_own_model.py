@@ -56,7 +56,7 @@ def stage(tmp_path, monkeypatch, qwen2_dir):
 def test_uncalibrated_likelihood_prm_reloads_with_the_recorded_prompt_style(stage):
     with pytest.raises(StageStopped):
         verifier_without_training(stage, "")
-    summary = json.loads((stage.dir / "summary.json").read_text())
+    summary = stage.read_summary()
     assert summary["chosen_verifier"] == "likelihood_uncalibrated" and "not calibrated" in summary["why"]
     assert any("labelling" in s for s in summary["skipped"]) and "n_train = 0" in summary["skip_reason"]
     verifier = load_verifier(summary["chosen_verifier_path"])

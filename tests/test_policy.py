@@ -36,6 +36,14 @@ def test_round_trip_through_policy_json(tmp_path):
     assert json.loads(path.read_text())["choices"]["3"]["4"]["strategy"] == "best_of_n"
 
 
+def test_policy_json_is_strict_json(tmp_path):
+    with pytest.raises(ValueError, match="fitted_accuracy"):  # NaN never reaches policy.json
+        make_policy(choices={1: {2: Choice("beam", {"width": 2}, float("nan"))}, 2: {2: Choice("beam")},
+                             3: {2: Choice("dvts", {"width": 2})}})
+    path = make_policy().save(tmp_path / "policy.json")
+    json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in policy.json"))
+
+
 def test_bins_and_choices():
     policy = make_policy()
     assert [policy.bin_of(s) for s in (0.9, 0.6, 0.59, 0.3, 0.0)] == [1, 1, 2, 2, 3]

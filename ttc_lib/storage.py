@@ -2,6 +2,8 @@
 
 ``atomic_write_text`` / ``atomic_dir`` / ``write_json`` write to a temporary name beside the
 target and rename, so an interrupted run never leaves a half-written file or folder.
+``write_json`` / ``json_text`` write strict JSON: a non-finite float becomes ``null`` and a dict
+records why under ``"nulls"`` (``finite_json``); ``read_json`` still reads older files' bare ``NaN``.
 ``ResultCache`` is the append-only store that lets long loops resume after a kill; ``key_digest``
 hashes what a cached result depends on into the tail of its key.
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -55,8 +58,61 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
+NULLS_KEY = "nulls"  # top-level key of a written dict: JSON Pointer of each non-finite value -> why it is null
+NULL_REASONS = {
+    "NaN": "NaN: not a number (undefined, e.g. an AUROC where every step has one label, a rate over nothing)",
+    "Infinity": "Infinity: larger than any number (e.g. a ratio over zero)",
+    "-Infinity": "-Infinity: smaller than any number",
+}
+
+
+def finite_json(obj: Any) -> tuple[Any, dict[str, str]]:
+    """(a copy of ``obj`` in plain JSON types with every non-finite float (Python, numpy, torch,
+    inside dicts, lists, tuples and arrays) replaced by None, {JSON Pointer -> reason} of each one).
+
+    The pointer is RFC 6901: ``""`` is ``obj`` itself, ``/a/b/0`` is ``obj["a"]["b"][0]`` (``~`` in
+    a key written ``~0``, ``/`` written ``~1``). The reason is a value of ``NULL_REASONS``; it starts
+    with ``NaN``, ``Infinity`` or ``-Infinity`` followed by ``:``, so ``float(reason.split(":")[0])``
+    gives the value back. ``obj`` is not changed."""
+    nulls: dict[str, str] = {}
+    return _finite(obj, "", nulls), nulls
+
+
+def _finite(obj: Any, where: str, nulls: dict[str, str]) -> Any:
+    if isinstance(obj, float):  # numpy float64 is a float too
+        if math.isfinite(obj):
+            return obj
+        nulls[where] = NULL_REASONS["NaN" if math.isnan(obj) else "Infinity" if obj > 0 else "-Infinity"]
+        return None
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    if isinstance(obj, dict):
+        return {k: _finite(v, f"{where}/{str(k).replace('~', '~0').replace('/', '~1')}", nulls)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v, f"{where}/{i}", nulls) for i, v in enumerate(obj)]
+    return _finite(json_default(obj), where, nulls)  # numpy / torch scalars and arrays, paths
+
+
+def json_text(obj: Any) -> str:
+    """The text ``write_json`` writes for ``obj`` (indented, keys in their order): strict JSON, never
+    ``NaN`` or ``Infinity`` (which strict readers reject). Each non-finite float is written as
+    ``null``; when ``obj`` is a dict, its top-level ``"nulls"`` (``NULLS_KEY``, added last, merged with
+    one already there) maps the JSON Pointer of each such value to why it is null (``finite_json``),
+    e.g. ``"nulls": {"/test_step_quality/orm/step_auroc": "NaN: not a number (...)"}``. A dict with
+    no non-finite value is written unchanged, with no ``"nulls"``. A list or scalar at the top has
+    nowhere to record reasons: its nulls are written without them. ``obj`` itself is not changed."""
+    clean, nulls = finite_json(obj)
+    if nulls and isinstance(clean, dict):
+        before = clean.pop(NULLS_KEY, None) or {}
+        if not isinstance(before, dict):
+            raise ValueError(f"cannot record why values are null: {NULLS_KEY!r} already holds {before!r}")
+        clean[NULLS_KEY] = {**before, **nulls}
+    return json.dumps(clean, indent=2, sort_keys=False, default=json_default, allow_nan=False) + "\n"
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
+    atomic_write_text(path, json_text(obj))
 
 
 def read_json(path: str | Path) -> Any:
@@ -72,7 +128,10 @@ def read_json(path: str | Path) -> Any:
 def json_default(obj: Any) -> Any:
     """JSON for numpy/torch scalars and arrays and paths (``json.dumps(default=...)``)."""
     if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
+        try:
+            return obj.item()
+        except (ValueError, RuntimeError):  # an array or tensor of more than one value
+            pass
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, Path):

@@ -131,8 +131,11 @@ class Policy:
                    envelope=data["envelope"], meta=dict(data.get("meta") or {}))
 
     def save(self, path: str | Path) -> Path:
+        """Write policy.json as strict JSON (the constructor already refuses non-finite thresholds
+        and accuracies; ``allow_nan=False`` makes sure nothing non-finite is ever written)."""
         path = Path(path)
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        data = self.to_dict()
+        atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
         return path
 
     @classmethod

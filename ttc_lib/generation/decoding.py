@@ -7,9 +7,6 @@ Rules (generation.py states them for callers):
   after ``max_new`` tokens ("length"). Only tokens whose text holds the delimiter's last
   character (a precomputed table) trigger the text check, so any tokenizer works (".\\n\\n").
 - Finished rows leave the batch once COMPACT_FRACTION of it is done: the rest stop paying for them.
-- ``steps_kv`` (a list, shared-prefix caches only) collects the own-token keys/values of every row
-  that closed a non-final step, before its row is dropped or the buffers are reused: the tokens
-  the next search round reads again (prefix_reuse.PrefixStore.add_steps).
 """
 
 from __future__ import annotations
@@ -63,11 +60,10 @@ def final_text(tokenizer, row: Decoded, step_mode: bool) -> str:
 
 def decode(model, tokenizer, cache, logits: torch.Tensor, *, keys: torch.Tensor, next_pos: torch.Tensor,
            attn: torch.Tensor | None, tables: tuple[torch.Tensor, torch.Tensor], step_mode: bool,
-           temperature: float, top_p: float, max_new: int, steps_kv: list | None = None) -> list[Decoded]:
+           temperature: float, top_p: float, max_new: int) -> list[Decoded]:
     """Decode every row of ``cache`` from its first-token ``logits``. ``keys``: sampling keys;
     ``next_pos``: position of each row's first new token; ``attn``: the 2D mask (prompt columns
-    then ``max_new``) for a DynamicCache, None for a SharedPrefixCache (which needs none).
-    ``steps_kv``: gets (original rows, per layer (keys, values)) pieces, see the module rules."""
+    then ``max_new``) for a DynamicCache, None for a SharedPrefixCache (which needs none)."""
     rows, device = len(keys), keys.device
     delim_table, eos_table = tables
     shared = isinstance(cache, SharedPrefixCache)
@@ -97,8 +93,6 @@ def decode(model, tokenizer, cache, logits: torch.Tensor, *, keys: torch.Tensor,
             break
         if int(finished.sum()) >= COMPACT_FRACTION * len(finished):  # stop computing done rows
             keep = (~finished).nonzero()[:, 0]
-            if steps_kv is not None:
-                _keep_steps(cache, finished.nonzero()[:, 0], alive, reason, steps_kv)
             cache.batch_select_indices(keep)
             alive, finished, next_pos, keys, tok = (x.index_select(0, keep) for x in
                                                     (alive, finished, next_pos, keys, tok))
@@ -107,18 +101,5 @@ def decode(model, tokenizer, cache, logits: torch.Tensor, *, keys: torch.Tensor,
         out = model(input_ids=tok[:, None], position_ids=(next_pos + t)[:, None], **cache_arg(model, cache),
                     use_cache=True, **extra)
         logits = out.logits[:, -1]
-    if steps_kv is not None:
-        _keep_steps(cache, torch.arange(len(alive), device=device), alive, reason, steps_kv)
     ids = tokens.cpu().tolist()
     return [Decoded(ids[r][:count[r]], reason[r], by_eos[r]) for r in range(rows)]
-
-
-def _keep_steps(cache: SharedPrefixCache, batch_rows: torch.Tensor, alive: torch.Tensor, reason: list[str],
-                out: list) -> None:
-    """Append (original rows, copied own keys/values) of the ``batch_rows`` whose reason is "step"."""
-    origin = alive.tolist()
-    picked = [j for j in batch_rows.tolist() if reason[origin[j]] == "step"]
-    if picked:
-        at = torch.tensor(picked, device=alive.device)
-        out.append(([origin[j] for j in picked],
-                    [(layer.keys.index_select(0, at), layer.values.index_select(0, at)) for layer in cache.layers]))

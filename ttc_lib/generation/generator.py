@@ -22,6 +22,9 @@ Rules callers rely on:
   delimiters/whitespace (e.g. the second "\\n" of a "\\n\\n" habit) do not close an empty step.
 - Sample.num_tokens counts the token ids the model generated for the sample, the stopping token
   (EOS or the delimiter-holding token) included; "length" samples have exactly max_new_tokens.
+- A call holding a prompt whose tokens plus max_new_tokens exceed the model's positions is refused
+  with a ValueError before anything is generated (context_limit.py states the rule; a huge text is
+  refused without being tokenised); context_limit.fitting_problems leaves such problems out first.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ from __future__ import annotations
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from ttc_lib.generation.context_limit import encode_prompts, max_prompt_chars, position_limit
 from ttc_lib.generation.decoding import decode, final_text
 from ttc_lib.generation.kv_cache import (
     ATTENTION,
@@ -87,18 +92,15 @@ class Generator:
     cache footprint. ``kv_cache``: "auto" ("shared" for architectures kv_cache.py supports: each
     prompt's keys stored once, cascade attention; else "dynamic": transformers' DynamicCache).
     Decode buffers are kept between calls (faster on CPU); one call at a time (not thread-safe).
-    ``reuse_prefixes``: keep recent calls' prompt keys/values and the keys/values of the steps
-    they sampled (prefix_reuse.py), so a prompt that extends an earlier one by one of its sampled
-    steps (the next beam-search round) prefills only the step's closing token. ``keep_steps``
-    (an attribute too): whether step sampling keeps its sampled steps' keys/values for that (False:
-    only the prompts are kept; samples are the same either way: benchmarks/engine_pieces.py).
+    ``reuse_prefixes``: keep recent calls' prompt keys/values (prefix_reuse.py), so a prompt that
+    extends an earlier one (the next beam-search round) prefills only its new tokens.
     ``identity`` (models.identity): what the model is, for the keys of caches of its work;
     from_pretrained gives the checkpoint's ``model_identity``; None hashes the weights on first use.
     """
 
     def __init__(self, model, tokenizer, *, prompt_style: str = "plain", device: str | torch.device = "auto",
                  max_batch_rows: int | None = None, kv_cache: str = "auto", reuse_prefixes: bool = True,
-                 identity: str | None = None, keep_steps: bool = True) -> None:
+                 identity: str | None = None) -> None:
         if prompt_style not in PROMPT_STYLES:
             raise ValueError(f"unknown prompt_style {prompt_style!r}; known: {sorted(PROMPT_STYLES)}")
         if kv_cache not in ("auto", "shared", "dynamic"):
@@ -126,7 +128,7 @@ class Generator:
         self.prefill_tokens = 0
         budget = REUSE_BYTES if self.device.type != "cuda" else 0.1 * torch.cuda.mem_get_info(self.device)[0]
         self.prefixes = PrefixStore(int(budget)) if reuse_prefixes and self.kv_cache == "shared" else None
-        self.keep_steps = keep_steps
+        self.max_positions = position_limit(model)  # prompt + max_new_tokens must fit (context_limit.py)
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | os.PathLike, device: str | torch.device = "auto", dtype=None,
@@ -158,6 +160,11 @@ class Generator:
                              f"with 'prompt_style'; pass prompt_style= (one of {sorted(PROMPT_STYLES)})")
         kwargs.setdefault("identity", model_identity(path_or_hub_id))
         return cls(model, tokenizer, prompt_style=style, device=dev, **kwargs)
+
+    @cached_property
+    def max_prompt_chars(self) -> int | None:
+        """A longer prompt text cannot fit max_positions: refused untokenised (context_limit.py)."""
+        return max_prompt_chars(self.tokenizer, self.max_positions)
 
     @property
     def identity(self) -> str:
@@ -254,7 +261,7 @@ class Generator:
         if not unique:
             return []
         draws = 1 if temperature == 0 else n  # greedy: every sample of a prompt is the same
-        enc = self.tokenizer([t for t, _ in unique])["input_ids"]
+        enc = encode_prompts(self, [t for t, _ in unique], max_new_tokens)  # refused if one does not fit
         bases = [prompt_key(seed, t) if s == 0 else mix32(prompt_key(seed, t) ^ mix32(s * GOLDEN))
                  for t, s in unique]
         question = dict(zip(texts, questions))
@@ -286,7 +293,7 @@ class Generator:
         rows = [slice(*spans[u]) for u in distinct]
         if self.kv_cache == "dynamic":
             cache, logits, mask = plain_prefill(self.model, [enc[u] for u in distinct], rows, len(chunk), self.pad_id)
-            return cache, logits, torch.cat([mask, mask.new_ones(len(chunk), max_new)], dim=1), None
+            return cache, logits, torch.cat([mask, mask.new_ones(len(chunk), max_new)], dim=1)
         members: dict[int, list[int]] = {}
         for u in distinct:
             members.setdefault(group[u], []).append(u)
@@ -298,25 +305,20 @@ class Generator:
         budget = PREFILL_TOKENS if self.device.type != "cuda" else 16 * PREFILL_TOKENS
         cache, logits = shared_prefill(self.model, self._pool, [enc[u] for u in distinct], stems, rows,
                                        len(chunk), max_new - 1, self.pad_id, budget, self.prefixes)
-        # kept before decoding: compaction replaces cache.prefix
-        kept = self.prefixes.add(cache.prefix, [enc[u] for u in distinct]) if self.prefixes is not None else None
-        return cache, logits, None, kept
+        if self.prefixes is not None:  # before decoding: compaction replaces cache.prefix
+            self.prefixes.add(cache.prefix, [enc[u] for u in distinct])
+        return cache, logits, None
 
     @torch.inference_mode()
     def _decode_chunk(self, chunk, enc, group, bases, step_mode, temperature, top_p, max_new) -> list[Sample]:
         """Prefill the chunk's prompts, then decode all its rows together until each one stops."""
-        cache, logits, attn, kept = self._prefill(chunk, enc, group, max_new)
+        cache, logits, attn = self._prefill(chunk, enc, group, max_new)
         keys = torch.tensor([row_key(bases[u], i) for u, i in chunk], device=self.device)
         next_pos = torch.tensor([len(enc[u]) for u, _ in chunk], device=self.device)
         shared = attn is None
-        # sampled steps' own keys/values: the next round's prompts end with one of these steps
-        steps_kv = [] if step_mode and self.keep_steps and self.prefixes is not None else None
         with attention_implementation(self.model, ATTENTION) if shared else nullcontext():
             rows = decode(self.model, self.tokenizer, cache, logits, keys=keys, next_pos=next_pos, attn=attn,
                           tables=self._token_tables(logits.shape[-1]), step_mode=step_mode,
-                          temperature=temperature, top_p=top_p, max_new=max_new, steps_kv=steps_kv)
-        if steps_kv:
-            self.prefixes.add_steps(kept, [(enc[chunk[r][0]], rows[r].ids, kv, i) for origin, kv in steps_kv
-                                           for i, r in enumerate(origin)])
+                          temperature=temperature, top_p=top_p, max_new=max_new)
         self.generated_tokens += sum(len(r.ids) for r in rows)
         return [Sample(final_text(self.tokenizer, r, step_mode), len(r.ids), r.reason) for r in rows]

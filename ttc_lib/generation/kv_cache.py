@@ -145,7 +145,8 @@ def _products(a: torch.Tensor, b: torch.Tensor, transpose_b: bool) -> torch.Tens
     """``a @ b`` (``a @ b^T`` if ``transpose_b``) over the leading batch dims. A decode row's first
     own tokens make a tiny product per (row, head) (1 x 8 x 32 at head_dim 32) that CPU bmm runs
     as a plain loop, 3-5x slower than the same products as one broadcast multiply and sum
-    (docs/benchmarks.md); bigger products keep the matmul."""
+    (docs/benchmarks.md); bigger products keep the matmul. SMALL_PRODUCT is read at each call:
+    benchmarks/engine_pieces.py sets it to 0 (every product through matmul) to measure the gain."""
     inner, n = a.shape[-1], (b.shape[-2] if transpose_b else b.shape[-1])
     if a.device.type != "cpu" or a.shape[-2] * inner * n >= SMALL_PRODUCT:
         return torch.matmul(a, b.transpose(-1, -2) if transpose_b else b)

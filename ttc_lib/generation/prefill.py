@@ -78,8 +78,8 @@ def shared_prefill(model, pool: KVPool, prompts: list[list[int]], stems: list[in
     hits = [reuse.lookup(p) if reuse is not None else (0, None) for p in prompts]
     reused = [n > 0 and n >= s for (n, _), s in zip(hits, stems)]
     stems = [n if r else s for (n, _), s, r in zip(hits, stems, reused)]
-    # reused prompts last, by how many tokens they still run: a prompt whose kept prefix is short
-    # (a step tokenised differently from how it was sampled) would pad a batch of one-token rests
+    # reused prompts last, by how many tokens they still run (their new step): one long rest would
+    # pad a batch of short ones
     order = [j for j in range(len(prompts)) if not reused[j]]
     order += sorted((j for j in range(len(prompts)) if reused[j]), key=lambda j: len(prompts[j]) - stems[j])
     plan = _plan([prompts[j] for j in order], [stems[j] for j in order], budget, [reused[j] for j in order])

@@ -4,8 +4,11 @@
 ``<runs>/<profile>/<stage>/summary.json`` present in both and lists each value that differs, by its
 path in the summary (``04_search.accuracy.beam[...].16``). Rules: wall-clock values (any key naming
 seconds, timing, throughput or a per-second rate) are left out, since they measure the machine, not
-the study; strings equal up to the runs folder itself (absolute paths inside it) count as equal;
-NaN equals NaN. A stage whose summary exists on one side only is reported as such.
+the study; strings equal up to the runs folder itself (a path inside it, absolute or relative to it as
+summaries store it) count as equal;
+NaN equals NaN: a summary is read as ``storage.json_text`` writes it now, so an older one's bare
+``NaN`` / ``Infinity`` is the ``null`` plus ``"nulls"`` reason a newer one holds. A stage whose
+summary exists on one side only is reported as such.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ttc_lib.storage import json_text
+
 TIMING_KEYS = ("seconds", "timing", "throughput", "per_second")  # a key containing one of these is left out
 
 
 def _load(path: Path) -> Any:
-    return json.loads(path.read_text(), parse_constant=float)
+    return json.loads(json_text(json.loads(path.read_text(), parse_constant=float)))
 
 
 def _walk(a: Any, b: Any, where: str, roots: tuple[str, str], out: list[str]) -> None:
@@ -37,7 +42,7 @@ def _walk(a: Any, b: Any, where: str, roots: tuple[str, str], out: list[str]) ->
         for i, (x, y) in enumerate(zip(a, b)):
             _walk(x, y, f"{where}[{i}]", roots, out)
     elif isinstance(a, str) and isinstance(b, str):
-        if a.replace(roots[0], "<runs>") != b.replace(roots[1], "<runs>"):
+        if a.replace(roots[0] + "/", "") != b.replace(roots[1] + "/", ""):  # paths inside a runs folder: relative
             out.append(f"{where}: {a!r} vs {b!r}")
     elif isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return

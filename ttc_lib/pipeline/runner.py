@@ -6,55 +6,101 @@ notebook stem. papermill only *warns* about a parameter a notebook does not decl
 module checks every name and type against the notebook's ``parameters`` cell before anything
 runs, and names the profile file, section and key at fault. Executed copies go to
 ``build/<profile>/``; the source notebooks are never written.
+
+Ranges. A parameter declares the values it accepts in a tag that opens its comment, e.g.
+``n_test: int = 80  # [0..] test problems (0: all)`` or ``budgets: list = [4]  # [non-empty; ints 1..]``.
+Every value of a profile or a ``--set`` is checked against it before any kernel starts; the error
+names the profile file (or --set), the notebook, the parameter, the value and the tag. Grammar:
+``[`` constraint (``;`` constraint)* ``]``, every constraint must hold:
+
+- ``a..b``, ``a..``, ``..b``: a number from a to b, both included (``1..``: at least 1);
+- ``> a``, ``< b``: strictly above a, strictly below b (``> 0; < 1``: a fraction, both ends excluded);
+- ``in {x, y}``: one of these strings (``""``: the empty string);
+- ``non-empty``: a list or string with at least one item;
+- ``ints``, ``numbers``, ``strs``, ``dicts``: (lists) what every element is; in a list's tag, bounds
+  and ``in`` apply to every element (``ints 1..``: every element an int of at least 1).
+
+A tag holds no ``=`` (papermill's own parameter parser gives up on a line with two); a parameter
+without a tag is checked for its type only. ``parameter_ranges`` parses the tags and holds the few
+rules that tie parameters of one notebook together (e.g. 00's arithmetic world needs ``n_test`` >= 1).
+Reserved: ``profile`` names the run folder and comes from ``--profile`` only, never from a profile
+section or ``--set``. Profile files and ``--set`` values are read as YAML with one change: ``1e-3``,
+``2E-4`` and ``5e+2`` are floats (YAML 1.1, PyYAML's dialect, reads them as strings).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ttc_lib.pipeline.compare_runs import compare_summaries
-from ttc_lib.pipeline.runs import STAGES, notebook_parameters, notebook_path, project_root
+from ttc_lib.pipeline.parameter_ranges import Range, combination_problem, notebook_ranges
+from ttc_lib.pipeline.run_lock import RunLocked, run_lock
+from ttc_lib.pipeline.runs import STAGES, notebook_parameters, notebook_path, project_root, runs_root
 from ttc_lib.storage import write_json
 
 TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,),
                                       "bool": (bool,), "list": (list,), "dict": (dict,)}
+RESERVED = {"profile": "it names the run folder data/runs/<profile>/ and comes from --profile <name> "
+                       "(params/<name>.yaml) only"}
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus floats written with an exponent and no dot or sign (1e-3, 2E-4, 5e+2)."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+                              list("-+0123456789."))
+
+
+def read_yaml(text: str) -> Any:
+    """``text`` as YAML, read the same way for profile files and --set values (module docstring)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def load_profile(profile: str) -> dict[str, dict[str, Any]]:
     """stage -> parameters for ``params/<profile>.yaml``, validated against every notebook."""
-    import yaml
-
     path = project_root() / "params" / f"{profile}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise ValueError(f"unknown profile {profile!r}: no {path}; known profiles: {known}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: top level must be a mapping of sections")
     unknown = sorted(set(raw) - set(STAGES) - {"common"})
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {unknown}; sections are 'common' and {STAGES}")
+    for section, values in raw.items():
+        if not isinstance(values or {}, dict):
+            raise ValueError(f"{path}: [{section}] must be a mapping of parameter: value")
+        reserved = sorted(set(values or {}) & set(RESERVED))
+        if reserved:
+            raise ValueError(f"{path}: [{section}] {reserved[0]!r} cannot be set in a profile: {RESERVED[reserved[0]]}")
     common = raw.get("common") or {}
     resolved = {}
     for stage in STAGES:
         if not notebook_path(stage).exists():
             continue
-        declared = notebook_parameters(notebook_path(stage))
+        declared, ranges = notebook_parameters(notebook_path(stage)), notebook_ranges(notebook_path(stage))
         values = {**common, **(raw.get(stage) or {}), "profile": profile}
         for key, value in values.items():
             section = stage if key in (raw.get(stage) or {}) else "common"
-            _check_value(path, section, stage, key, value, declared)
+            _check_value(path, section, stage, key, value, declared, ranges)
         resolved[stage] = values
+    _check_combinations(path, resolved)
     return resolved
 
 
 def _check_value(path: Path, section: str, stage: str, key: str, value: Any,
-                 declared: dict[str, tuple[str, Any]]) -> None:
+                 declared: dict[str, tuple[str, Any]], ranges: dict[str, Range]) -> None:
     if key not in declared:
         raise ValueError(f"{path}: [{section}] parameter {key!r} is not declared in notebooks/"
                          f"{stage}.ipynb (its parameters: {sorted(declared)})")
@@ -63,26 +109,41 @@ def _check_value(path: Path, section: str, stage: str, key: str, value: Any,
     if allowed and (not isinstance(value, allowed) or (annotation != "bool" and isinstance(value, bool))):
         raise ValueError(f"{path}: [{section}] parameter {key!r} = {value!r} must be {annotation} "
                          f"(notebooks/{stage}.ipynb)")
+    why = ranges[key].violation(value) if key in ranges else None
+    if why:
+        raise ValueError(f"{path}: [{section}] parameter {key!r} = {value!r} of notebooks/{stage}.ipynb {why} "
+                         f"(allowed: [{ranges[key].text}])")
+
+
+def _check_combinations(where: Path, resolved: dict[str, dict[str, Any]]) -> None:
+    """``parameter_ranges.combination_problem`` for every notebook, its defaults filling in the rest."""
+    for stage, given in resolved.items():
+        defaults = {name: default for name, (_, default) in notebook_parameters(notebook_path(stage)).items()}
+        problem = combination_problem(stage, {**defaults, **given})
+        if problem:
+            raise ValueError(f"{where}: notebooks/{stage}.ipynb: {problem}")
 
 
 def apply_overrides(resolved: dict[str, dict[str, Any]], overrides: list[str]) -> None:
-    """``key=value`` (value parsed as YAML) set in every notebook that declares ``key``."""
-    import yaml
-
+    """``key=value`` (value read as YAML, ``read_yaml``; nothing after ``=``: the empty string) set in
+    every notebook that declares ``key``, each value checked like a profile's."""
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ValueError(f"override {item!r} must be key=value")
-        value = yaml.safe_load(text)
+        if key in RESERVED:
+            raise ValueError(f"--set {item}: {key!r} cannot be overridden: {RESERVED[key]}")
+        value = read_yaml(text) if text.strip() else ""
         hit = False
         for stage in resolved:
             declared = notebook_parameters(notebook_path(stage))
             if key in declared:
-                _check_value(Path("--set"), "override", stage, key, value, declared)
+                _check_value(Path("--set"), "override", stage, key, value, declared, notebook_ranges(notebook_path(stage)))
                 resolved[stage][key] = value
                 hit = True
         if not hit:
             raise ValueError(f"override {key!r} is not a parameter of any notebook")
+    _check_combinations(Path("--set"), resolved)
 
 
 # Parameters that name a file, folder or model: a relative path is taken from where you run make
@@ -102,9 +163,11 @@ def absolute_paths(resolved: dict[str, dict[str, Any]], base: Path | None = None
 
 
 def run(profile: str, stages: list[str] | None = None, overrides: list[str] = ()) -> dict[str, float]:
-    """Execute the notebooks of ``profile`` in order; returns stage -> wall seconds."""
-    import papermill
-
+    """Execute the notebooks of ``profile`` in order; returns stage -> wall seconds. Once the
+    parameters are checked, the whole run holds the lock of the profile's runs folder
+    (``runs_root()/<profile>/.lock``, ``run_lock``; it covers ``build/<profile>/`` too): a second run
+    of the same profile meanwhile is refused with ``RunLocked`` naming this one. A notebook stepped
+    through in JupyterLab takes no lock."""
     resolved = load_profile(profile)
     apply_overrides(resolved, list(overrides))
     absolute_paths(resolved)
@@ -112,6 +175,13 @@ def run(profile: str, stages: list[str] | None = None, overrides: list[str] = ()
     for stage in chosen:
         if stage not in resolved:
             raise ValueError(f"unknown stage {stage!r}; known: {list(resolved)}")
+    with run_lock(runs_root() / profile / ".lock"):
+        return _run_stages(profile, chosen, resolved)
+
+
+def _run_stages(profile: str, chosen: list[str], resolved: dict[str, dict[str, Any]]) -> dict[str, float]:
+    import papermill
+
     out_dir = project_root() / "build" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
     timings_path = out_dir / "timings.json"
@@ -196,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 load_profile(name)
                 print(f"profile {name}: ok")
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, RunLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -9,16 +9,25 @@ a half-written artifact. ``ResultCache`` is the append-only store that lets long
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ttc_lib import __version__
-from ttc_lib.storage import read_json, write_json
+from ttc_lib.pipeline.artifacts import (
+    absolute_paths,
+    artifact_hashes,
+    check_upstream,
+    file_hash,
+    relative_paths,
+    stage_digest,
+)
+from ttc_lib.storage import atomic_write_text, json_text, read_json, write_json
 
 STAGES = [  # notebook stems in run order; "run NN_x first" errors name these
     "00_data", "01_train_generator", "02_train_verifier", "03_difficulty_bins", "04_search",
@@ -52,14 +61,21 @@ def notebook_path(stage: str) -> Path:
     return project_root() / "notebooks" / f"{stage}.ipynb"
 
 
-def notebook_parameters(path: str | Path) -> dict[str, tuple[str, Any]]:
-    """name -> (annotation, default) of the cell tagged ``parameters`` (typed literals only)."""
+def parameters_source(path: str | Path) -> str:
+    """The source of the one cell tagged ``parameters`` of notebook ``path``."""
     path = Path(path)
     cells = json.loads(path.read_text())["cells"]
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:
         raise ValueError(f"{path}: expected exactly one cell tagged 'parameters', found {len(tagged)}")
-    source = "".join(tagged[0]["source"])
+    return "".join(tagged[0]["source"])
+
+
+def notebook_parameters(path: str | Path) -> dict[str, tuple[str, Any]]:
+    """name -> (annotation, default) of the cell tagged ``parameters`` (typed literals only); the
+    range a parameter declares in its comment: ``parameter_ranges.notebook_ranges``."""
+    path = Path(path)
+    source = parameters_source(path)
     params = {}
     for node in ast.parse(source).body:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
@@ -97,19 +113,35 @@ class Stage:
 
     @classmethod
     def open(cls, profile: str, name: str, namespace: dict[str, Any], torch_threads: int = 0) -> "Stage":
-        """Start notebook ``name``: every stage it reads (STAGE_INPUTS) must have finished, its manifest
-        is written (the notebook's declared parameters, read from ``namespace``, and its seed), and
-        ``torch_threads`` > 0 sets torch's thread count. The manifest is ``stage.manifest``."""
+        """Start notebook ``name``. Every stage it reads (STAGE_INPUTS) must have finished and still
+        hold what it made, from inputs that have not changed since (``artifacts.check_upstream``:
+        else ``StaleStage`` names the stage to rerun). Then this stage's old ``summary.json`` is
+        removed (until the new one is written, at the end, the stage is visibly unfinished and no
+        later stage reads it) and its manifest is written: the notebook's declared parameters read
+        from ``namespace``, its seed, the digest of every input stage, the hash of every data file a
+        path parameter names. ``torch_threads`` > 0 sets torch's thread count."""
         stage = cls(profile, name)
-        for upstream in STAGE_INPUTS[name]:
-            stage.require(upstream)
+        inputs = {upstream: stage.check_input(upstream) for upstream in STAGE_INPUTS[name]}
         if torch_threads > 0:
             import torch
 
             torch.set_num_threads(torch_threads)
-        stage.manifest = stage.write_manifest(parameters_of(name, namespace), seed=namespace.get("seed"),
-                                              inputs=STAGE_INPUTS[name])
+        (stage.dir / "summary.json").unlink(missing_ok=True)
+        parameters = parameters_of(name, namespace)
+        files = {key: file_hash(Path(v)) for key, v in parameters.items()
+                 if isinstance(v, str) and v and Path(v).is_file()}  # source=, train_source=: data it reads
+        stage.manifest = stage.write_manifest(parameters, seed=namespace.get("seed"), inputs=inputs,
+                                              input_files=files)
         return stage
+
+    def check_input(self, name: str) -> str:
+        """The digest of earlier stage ``name`` after checking it finished and is not stale."""
+        folder = self.require(name)
+        manifest = read_json(folder / "manifest.json") if (folder / "manifest.json").exists() else {}
+        current = {up: _recorded_digest(Stage(self.profile, up).dir) for up in (manifest.get("inputs") or {})}
+        hint = "make {} PROFILE=" + self.profile
+        check_upstream(name, folder, manifest, current, hint)
+        return manifest["digest"]
 
     def path(self, *parts: str) -> Path:
         """A path inside the stage folder (the folder is created)."""
@@ -125,12 +157,14 @@ class Stage:
                 f"(make {name} PROFILE={self.profile}, or make run PROFILE={self.profile})")
         return upstream.dir
 
-    def write_manifest(self, parameters: dict, seed: int | None = None,
-                       inputs: Iterable[str] = ()) -> dict:
+    def write_manifest(self, parameters: dict, seed: int | None = None, inputs: dict[str, str] | None = None,
+                       input_files: dict[str, str] | None = None) -> dict:
+        """The manifest of a run in progress (``status`` "running"): parameters, seed, versions, the
+        digest of each input stage, the sha256 of each input data file."""
         manifest = {
-            "stage": self.name, "profile": self.profile, "parameters": parameters, "seed": seed,
-            "ttc_lib_version": __version__, "git_commit": git_commit(),
-            "inputs": {n: str(Stage(self.profile, n).dir) for n in inputs},
+            "stage": self.name, "profile": self.profile, "status": "running", "parameters": parameters,
+            "seed": seed, "ttc_lib_version": __version__, "git_commit": git_commit(),
+            "inputs": dict(inputs or {}), "input_files": dict(input_files or {}),
             "python": platform.python_version(), "machine": platform.machine(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -138,11 +172,43 @@ class Stage:
         return manifest
 
     def write_summary(self, summary: dict) -> None:
-        write_json(self.path("summary.json"), summary)
+        """Finish the stage: paths inside the runs folder made relative to it, the manifest completed
+        with the hash of every artifact and the stage's digest, then ``summary.json`` written last."""
+        text = json_text(relative_paths(summary, runs_root()))
+        manifest_file = self.path("manifest.json")
+        manifest = read_json(manifest_file) if manifest_file.exists() else {"stage": self.name, "profile": self.profile}
+        artifacts = artifact_hashes(self.dir)
+        summary_hash = hashlib.sha256(text.encode()).hexdigest()
+        manifest.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), artifacts=artifacts,
+                        summary_sha256=summary_hash,
+                        digest=stage_digest(artifacts, summary_hash, manifest.get("inputs") or {}))
+        write_json(manifest_file, manifest)
+        atomic_write_text(self.path("summary.json"), text)
+
+    def save(self, obj: Any, name: str, **kwargs: Any) -> None:
+        """Write an artifact through a temporary file and a rename (a kill never leaves it torn): a
+        DataFrame as ``.parquet`` or ``.csv`` (``kwargs`` go to pandas), a figure or seaborn grid
+        (anything with ``savefig``) as an image (``kwargs`` go to savefig)."""
+        path = self.path(name)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+        try:
+            if hasattr(obj, "savefig"):
+                obj.savefig(tmp, **kwargs)
+            elif path.suffix == ".parquet":
+                obj.to_parquet(tmp, **kwargs)
+            elif path.suffix == ".csv":
+                obj.to_csv(tmp, **kwargs)
+            else:
+                raise ValueError(f"Stage.save: no rule for {type(obj).__name__} as {name!r} "
+                                 "(a DataFrame as .parquet/.csv, or a figure)")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def read_summary(self, name: str | None = None) -> dict:
+        """A stage's summary (this one's, or earlier stage ``name``'s), its relative paths made absolute."""
         folder = self.dir if name is None else self.require(name)
-        return read_json(folder / "summary.json")
+        return absolute_paths(read_json(folder / "summary.json"), runs_root(), self.profile, STAGES)
 
     def generator(self, role: str = "policy", **kwargs: Any):
         """The model notebook 01 recorded for ``role`` ("policy", "verifier_backbone", "large") as a
@@ -168,7 +234,7 @@ class Stage:
         """Notebook 00's ``train`` or ``test`` split as ``Problem`` records."""
         from ttc_lib.tasks import load_jsonl
 
-        return load_jsonl(self.require("00_data") / f"{split}.jsonl")
+        return load_jsonl(self.require("00_data") / f"{split}.jsonl", allow_empty=True)  # no training data: []
 
     def verifier(self, path: str | Path | None = None):
         """The verifier notebook 02 chose (or the saved verifier at ``path``), on the recorded device."""
@@ -190,3 +256,11 @@ class Stage:
         summary = self.read_summary("05_revisions")
         return (Generator.from_pretrained(summary["revision_model_path"], device=self.device()),
                 self.verifier(summary["revision_orm_path"]))
+
+
+def _recorded_digest(folder: Path) -> str | None:
+    """The digest a finished stage recorded in its manifest (None: unfinished or never run)."""
+    manifest = folder / "manifest.json"
+    if not (folder / "summary.json").exists() or not manifest.exists():
+        return None
+    return read_json(manifest).get("digest")

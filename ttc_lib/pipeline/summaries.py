@@ -25,10 +25,18 @@ from ttc_lib.search.pool import pool_cost, pool_throughput
 from ttc_lib.tasks.problem import Problem
 
 
+def too_long_record(ids: Sequence[str]) -> dict:
+    """The ``too_long_prompts`` entry of a summary: test questions left out because their prompt plus
+    max_new_tokens does not fit the model's positions (generation.context_limit)."""
+    return {"count": len(ids), "ids": list(ids)}
+
+
 def generator_summary(accuracy: pd.DataFrame, records: dict[str, dict], paths: dict[str, Any], *,
                       max_new_tokens: int, training_rows: Sequence[Problem] | None, train: Sequence[Problem],
-                      large_context: bool, prompt_style: str, device: str, own_models: bool) -> dict:
-    """Notebook 01: pass@1 by level (policy and every model), sizes, tokens, FLOPs, checkpoints."""
+                      large_context: bool, prompt_style: str, device: str, own_models: bool,
+                      too_long_prompts: dict[str, Sequence[str]] | None = None) -> dict:
+    """Notebook 01: pass@1 by level (policy and every model), sizes, tokens, FLOPs, checkpoints, and
+    per model the test questions left out of its evaluation as too long for it."""
     return {
         "pass1_sampled_by_level": pass1_by_level(accuracy, "policy", "sampled"),
         "pass1_greedy_by_level": pass1_by_level(accuracy, "policy", "greedy"),
@@ -46,6 +54,7 @@ def generator_summary(accuracy: pd.DataFrame, records: dict[str, dict], paths: d
         "context_share": None if own_models else round(context_share(training_rows, train), 4),
         "large_context": None if own_models else large_context,
         "prompt_style": prompt_style, "device": device, "own_models": own_models,
+        "too_long_prompts": {name: too_long_record(ids) for name, ids in (too_long_prompts or {}).items()},
     }
 
 
@@ -86,11 +95,14 @@ def verifier_summary(stage: Any, *, chosen_verifier: str, label_kind: str, chose
 
 def difficulty_summary(stage: Any, *, bins: pd.DataFrame, pool: pd.DataFrame, report: dict, absolute: pd.Series,
                        n_samples: int, bin_scheme: str, n_bins: int, ties: str, verifier: Any, aggregate: str,
-                       max_new_tokens: int, policy_params: int, wall_seconds: float) -> dict:
-    """Notebook 03: bins (edges, sizes, pass@1), oracle vs predicted agreement, the pool's cost."""
+                       max_new_tokens: int, policy_params: int, wall_seconds: float,
+                       too_long_prompts: Sequence[str] = ()) -> dict:
+    """Notebook 03: bins (edges, sizes, pass@1), oracle vs predicted agreement, the pool's cost, and the
+    test questions left out (not binned) because their prompt does not fit the policy's positions."""
     per_bin = per_bin_table(bins)
     return {
-        "questions": len(bins), "samples_per_question": n_samples, "bin_scheme": bin_scheme, "n_bins": n_bins,
+        "questions": len(bins), "too_long_prompts": too_long_record(too_long_prompts),
+        "samples_per_question": n_samples, "bin_scheme": bin_scheme, "n_bins": n_bins,
         "ties": ties, "verifier": verifier.name,
         "verifier_path": str(stage.read_summary("02_train_verifier")["chosen_verifier_path"]), "aggregate": aggregate,
         "oracle_bin_edges": bin_edges(bins), "predicted_bin_edges": bin_edges(bins, "predicted_score", "predicted_bin"),

@@ -1,0 +1,68 @@
+"""Killed at any point, every stage folder is complete and consistent or visibly unfinished, and the
+rerun ends with the summaries of an uninterrupted run. The whole pipeline runs on the math500
+profile with a tiny random model (as test_math500) in subprocesses: once uninterrupted, then
+interrupted by Ctrl-C (SIGINT to the pipeline) and by SIGKILL to the pipeline and its kernel, then
+resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from test_math500 import FIXTURE, ROOT, STAGES, TINY, tiny_qwen2
+
+from ttc_lib.pipeline.artifacts import artifact_hashes
+from ttc_lib.pipeline.compare_runs import compare_summaries
+
+
+def pipeline(runs: Path, model: Path) -> subprocess.Popen:
+    env = {**os.environ, "TTC_RUNS_DIR": str(runs), "TQDM_DISABLE": "1"}
+    command = [sys.executable, "-m", "ttc_lib.pipeline", "run", "--profile", "math500",
+               "--set", f"generator={model}", "--set", f"source={FIXTURE}", *[a for t in TINY for a in ("--set", t)]]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def consistent(runs: Path) -> list[str]:
+    """Stage folders that are neither complete and consistent nor visibly unfinished."""
+    wrong, digests = [], {}
+    for stage in STAGES:
+        folder = runs / "math500" / stage
+        if not (folder / "summary.json").exists():
+            continue  # visibly unfinished: no later stage reads it
+        manifest = json.loads((folder / "manifest.json").read_text())
+        digests[stage] = manifest.get("digest")
+        if manifest.get("status") != "complete" or artifact_hashes(folder) != manifest.get("artifacts"):
+            wrong.append(f"{stage}: summary beside files it does not describe")
+        stale = [up for up, digest in manifest.get("inputs", {}).items() if digests.get(up) != digest]
+        if stale:
+            wrong.append(f"{stage}: complete, but made from another {stale}")
+    return wrong
+
+
+def test_killed_runs_leave_consistent_stages_and_resume_to_the_same_results(tmp_path):
+    model = tiny_qwen2(tmp_path / "tiny-qwen2")
+    reference = tmp_path / "reference"
+    assert pipeline(reference, model).wait(timeout=900) == 0
+
+    runs = tmp_path / "runs"
+    for delay, how in ((6, "SIGINT"), (14, "SIGKILL")):
+        started, process = time.time(), pipeline(runs, model)
+        while time.time() - started < delay and process.poll() is None:
+            time.sleep(0.2)
+        if process.poll() is None:
+            if how == "SIGINT":
+                process.send_signal(signal.SIGINT)
+            else:
+                os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=120)
+        assert consistent(runs) == [], how
+    assert pipeline(runs, model).wait(timeout=900) == 0
+    assert consistent(runs) == []
+    report = compare_summaries(reference, runs, "math500")
+    assert set(report) == set(STAGES) and not any(report.values()), report
