@@ -5,13 +5,16 @@
 RUNS_REF is a runs folder holding a complete, uninterrupted run of the profile (``TTC_RUNS_DIR=RUNS_REF
 make run PROFILE=ci``); its manifests give each stage's duration. RUNS_WORK starts as a copy of
 RUNS_REF's 00_data (the splits). For each long stage (01 to 05) and each point (25%, 50%, 80% of
-its reference duration) the stage is started alone (``python -m ttc_lib.pipeline run --stages S``)
+its reference duration, counted from the moment the notebook passed ``Stage.open``, as the reference
+manifest's times are) the stage is started alone (``python -m ttc_lib.pipeline run --stages S``)
 and killed there: SIGINT to the pipeline (Ctrl-C) at 25%, SIGKILL to the notebook's kernel at 50%
 and 80%. After every kill each stage folder must be complete and consistent (its summary beside the
 files its manifest records, made from the inputs it records) or visibly unfinished (no summary).
 Then the stage is run to its end, and the next stage goes. Last, 06 and 07 run and every summary is
 compared with the reference (``pipeline.compare_runs``; timings aside). Prints one line per kill
-and the comparison; exit code 0 when everything held. About 2.5 times one run of the profile.
+and the comparison; exit code 0 when everything held. About 2.5 times one run of the profile. A kill
+point reached after the stage already finished (caches from the earlier kills make a restarted stage
+faster) is printed as such.
 """
 
 from __future__ import annotations
@@ -47,6 +50,19 @@ def start(work: Path, profile: str, stage: str) -> subprocess.Popen:
     env = {**os.environ, "TTC_RUNS_DIR": str(work), "TQDM_DISABLE": "1"}
     return subprocess.Popen([sys.executable, "-m", "ttc_lib.pipeline", "run", "--profile", profile, "--stages", stage],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def opened(manifest: Path, launched: float, process: subprocess.Popen) -> float:
+    """When the stage's notebook passed ``Stage.open`` (its manifest rewritten, status running): the
+    kill points count from there, as the reference durations do (kernel start-up excluded)."""
+    while process.poll() is None:
+        try:
+            if manifest.stat().st_mtime >= launched and json.loads(manifest.read_text()).get("status") == "running":
+                return time.time()
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    return time.time()
 
 
 def kernels_of(pid: int) -> list[int]:
@@ -85,7 +101,9 @@ def main() -> int:
     for stage in LONG_STAGES:
         seconds = duration(json.loads((ref / stage / "manifest.json").read_text()))
         for fraction, how in POINTS:
-            process, began = start(work, args.profile, stage), time.time()
+            launched = time.time()
+            process = start(work, args.profile, stage)
+            began = opened(work / args.profile / stage / "manifest.json", launched, process)
             while time.time() - began < fraction * seconds and process.poll() is None:
                 time.sleep(0.2)
             if process.poll() is None and how.startswith("SIGINT"):

@@ -134,6 +134,9 @@ def test_every_package_says_what_it_owns():
     for init in LIB.glob("*/__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text()))
         assert doc and "may import" in doc.lower(), f"{init.relative_to(LIB.parent)}: docstring must say what it owns and what it may import"
+        owned = doc.split("Owns:", 1)[1] if "Owns:" in doc else ""
+        missing = [p.stem for p in init.parent.glob("*.py") if p.stem != "__init__" and p.stem not in owned]
+        assert not missing, f"{init.relative_to(LIB.parent)}: 'Owns:' does not list {missing}"
 
 
 def test_the_project_stands_alone():

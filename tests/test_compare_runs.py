@@ -17,9 +17,10 @@ def write(root, stage, summary):
 def test_identical_runs_up_to_timings_and_the_runs_folder(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     write(a, "04_search", {"accuracy": {"beam": [0.5, 0.75]}, "wall_seconds": 12.0, "throughput": {"x": 1},
-                           "path": f"{a}/ci/04_search/results.parquet", "n": 1})
+                           "path": f"{a}/ci/04_search/results.parquet", "n": 1, "nulls": {}})
     write(b, "04_search", {"accuracy": {"beam": [0.5, 0.75]}, "wall_seconds": 99.0, "throughput": {"x": 7},
-                           "path": f"{b}/ci/04_search/results.parquet", "n": 1.0})
+                           "path": "ci/04_search/results.parquet", "n": 1.0,
+                           "nulls": {"/throughput/samples_per_second": "NaN: nothing sampled"}})
     assert compare_summaries(a, b, "ci") == {"04_search": []}
 
 

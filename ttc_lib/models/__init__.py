@@ -4,5 +4,5 @@ its config, parallel training jobs, the cost ledger (``cost.Cost``, FLOPs formul
 identity for cache keys.
 
 Owns: tokenizer, checkpoints, identity, cost, train_config, batches, context_rows, training,
-parallel_training. May import: ``ttc_lib.storage`` and ``ttc_lib.tasks``.
+parallel_training, study_models. May import: ``ttc_lib.storage`` and ``ttc_lib.tasks``.
 """
