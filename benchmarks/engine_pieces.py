@@ -88,20 +88,10 @@ class HashVerifier:
 
 def policy(args: argparse.Namespace, problems: list) -> Generator:
     """benchmarks/generation.py's policy: the checkpoint, or the "small" model trained (or reused)."""
-    if args.checkpoint:
-        return Generator.from_pretrained(args.checkpoint, device="cpu")
-    from ttc_lib.models.tokenizer import build_tokenizer
-    from ttc_lib.models.train_config import TrainConfig
-    from ttc_lib.models.training import train_model
-    from ttc_lib.tasks.prompts import training_text
+    from generation import policy as generation_policy  # the sibling script (benchmarks/ is on sys.path)
 
-    tokenizer = build_tokenizer(["".join(training_text(p.question, p.solution)) for p in problems], 320)
-    out = Path(args.work_dir) / f"policy-{args.train_steps}"
-    t0 = time.perf_counter()
-    train_model(problems, tokenizer, "small", TrainConfig(steps=args.train_steps, warmup_steps=30,
-                                                          checkpoint_every=0), out, progress=False)
-    print(f"policy 'small', {args.train_steps} training steps, ready in {time.perf_counter() - t0:.0f}s: {out}")
-    return Generator.from_pretrained(out, device="cpu")
+    return generation_policy(argparse.Namespace(checkpoint=args.checkpoint, work_dir=args.work_dir,
+                                                train_steps=args.train_steps, rows=512), problems)
 
 
 def configure(gen: Generator, variant: str) -> None:

@@ -89,14 +89,9 @@ def _budget_matrices(table: pd.DataFrame, budget: int, questions: Sequence[str])
     return list(acc.index), acc.to_numpy(float), flops.to_numpy(float), gens.to_numpy(float)
 
 
-def cross_validated_envelope(table: pd.DataFrame, *, n_splits: int = 10, seed: int = 0,
-                             methods: Iterable[str] | None = None, name: str = "") -> Envelope:
-    """2-fold cross-validated compute-optimal selection within each bin (see the module doc).
-
-    ``table``: ``per_question`` output with a ``bin`` column (``attach_bins``). ``methods``
-    restricts the candidates. A bin with a single question cannot be split: that question is
-    scored with the method chosen on all other questions of the table (never on itself).
-    """
+def candidate_rows(table: pd.DataFrame, n_splits: int, methods: Iterable[str] | None = None) -> pd.DataFrame:
+    """The rows a cross-validated selection chooses from (``methods`` restricts them), after the
+    checks every such selection needs: a ``bin`` column and at least one split."""
     if "bin" not in table.columns:
         raise ValueError("table has no 'bin' column: call attach_bins(table, bins, kind) first")
     if n_splits < 1:
@@ -106,6 +101,18 @@ def cross_validated_envelope(table: pd.DataFrame, *, n_splits: int = 10, seed: i
         table = table[table.method.isin(methods)]
         if table.empty:
             raise ValueError(f"no rows for methods {sorted(methods)}")
+    return table
+
+
+def cross_validated_envelope(table: pd.DataFrame, *, n_splits: int = 10, seed: int = 0,
+                             methods: Iterable[str] | None = None, name: str = "") -> Envelope:
+    """2-fold cross-validated compute-optimal selection within each bin (see the module doc).
+
+    ``table``: ``per_question`` output with a ``bin`` column (``attach_bins``). ``methods``
+    restricts the candidates. A bin with a single question cannot be split: that question is
+    scored with the method chosen on all other questions of the table (never on itself).
+    """
+    table = candidate_rows(table, n_splits, methods)
     questions_of = {b: sorted(g.question_id.unique()) for b, g in table.groupby("bin")}
     alone = [qs[0] for qs in questions_of.values() if len(qs) == 1]
     matrices = {(b, budget): _budget_matrices(table[table.bin == b], budget, qs)

@@ -31,7 +31,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ttc_lib.analysis.compute_optimal import Envelope
+from ttc_lib.analysis.compute_optimal import Envelope, candidate_rows
 from ttc_lib.analysis.efficiency import matching_cost
 
 STATUSES = ("defined", "censored", "baseline_flat", "no_reference", "all_zero")
@@ -235,15 +235,7 @@ def best_fixed_strategy(table: pd.DataFrame, *, n_splits: int = 10, seed: int = 
     chosen on all other questions, as in the envelope. Returns an ``Envelope`` whose ``overall`` is
     the curve to compare with the envelope's (split by split: ``split_ratio_curves``).
     """
-    if "bin" not in table.columns:
-        raise ValueError("table has no 'bin' column: call attach_bins(table, bins, kind) first")
-    if n_splits < 1:
-        raise ValueError(f"n_splits must be >= 1, got {n_splits}")
-    if methods is not None:
-        methods = set(methods)
-        table = table[table.method.isin(methods)]
-        if table.empty:
-            raise ValueError(f"no rows for methods {sorted(methods)}")
+    table = candidate_rows(table, n_splits, methods)
     halves = cross_validation_halves(table, n_splits=n_splits, seed=seed)
     bin_of = table.groupby("question_id").bin.first()
     paired = sorted(halves[0][0] + halves[0][1])
