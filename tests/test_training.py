@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -179,3 +180,28 @@ def test_too_long_problem_is_named(tmp_path, tiny_tokenizer):
     with pytest.raises(ValueError, match="problem t.* max_position_embeddings=16"):
         train_model(_problems(), tiny_tokenizer, short_context, TrainConfig(**FAST), tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_training_worker_stops_when_its_parent_dies():
+    """A kernel killed mid-training must not leave workers training on (they would write checkpoints
+    into the folder a rerun writes): parent starts a worker that watches it, then dies at once."""
+    import subprocess
+    import sys
+    import time
+
+    worker = ("import os, time\nfrom ttc_lib.models.parallel_training import exit_with_parent\n"
+              "exit_with_parent(os.getppid(), poll=0.05)\nprint(os.getpid(), flush=True)\ntime.sleep(60)\n")
+    parent = ("import subprocess, sys\n"
+              f"child = subprocess.Popen([sys.executable, '-c', {worker!r}], stdout=sys.stdout)\n"
+              "import time; time.sleep(1.5)\n")  # the worker is started; then the parent exits
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=60).stdout
+    pid = int(out.split()[0])
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return  # gone: it stopped with its parent
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    pytest.fail("the worker outlived its parent by 10 s")

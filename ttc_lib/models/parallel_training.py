@@ -10,6 +10,8 @@ from every job is drawn in the calling process, so it shows in a Jupyter cell.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ def train_many(jobs: list[dict | list[dict]], parallel: bool = True,
     with ctx.Manager() as manager, ProcessPoolExecutor(
             max_workers or min(len(jobs), _cores()), mp_context=ctx) as pool:
         queue = manager.Queue()
-        futures = [pool.submit(_run_job, i, job, queue) for i, job in enumerate(jobs)]
+        futures = [pool.submit(_run_job, i, job, queue, os.getpid()) for i, job in enumerate(jobs)]
         bars: dict[tuple[int, int], Any] = {}
         while not all(f.done() for f in futures) or not queue.empty():
             try:
@@ -59,10 +61,31 @@ def train_many(jobs: list[dict | list[dict]], parallel: bool = True,
         return [record for f in futures for record in f.result()]
 
 
-def _run_job(index: int, calls: list[dict], queue: Any) -> list[dict]:
-    """One job in a worker process: its train_model calls in order, single-threaded by default."""
+PARENT_POLL_SECONDS = 1.0  # how often a worker checks that the process that started it is alive
+
+
+def exit_with_parent(parent: int, poll: float = PARENT_POLL_SECONDS) -> threading.Thread:
+    """Make this process exit as soon as ``parent`` is no longer its parent (it died: the process was
+    handed to another). Why: a notebook kernel killed while training leaves its workers training on,
+    and they would write checkpoints into the folder a rerun is writing too. Returns the watcher
+    (a daemon thread)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+
+    watcher = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    watcher.start()
+    return watcher
+
+
+def _run_job(index: int, calls: list[dict], queue: Any, parent: int | None = None) -> list[dict]:
+    """One job in a worker process: its train_model calls in order, single-threaded by default; the
+    worker stops if ``parent`` (the process that submitted the job) dies."""
     import torch
 
+    if parent is not None:
+        exit_with_parent(parent)
     torch.set_num_threads(1)
     records = []
     for c, call in enumerate(calls):
