@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ttc_lib.pipeline.artifacts import artifact_hashes  # noqa: E402
+from ttc_lib.pipeline.artifacts import inconsistent_stages  # noqa: E402
 from ttc_lib.pipeline.compare_runs import compare_summaries  # noqa: E402
 from ttc_lib.pipeline.runs import STAGES  # noqa: E402
 
@@ -71,23 +71,6 @@ def kernels_of(pid: int) -> list[int]:
     return [c for c in children if b"ipykernel" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
-def problems(work: Path, profile: str) -> list[str]:
-    """Stage folders that are neither complete and consistent nor visibly unfinished."""
-    wrong, digests = [], {}
-    for stage in STAGES:
-        folder = work / profile / stage
-        if not (folder / "summary.json").exists():
-            continue
-        manifest = json.loads((folder / "manifest.json").read_text())
-        digests[stage] = manifest.get("digest")
-        if manifest.get("status") != "complete" or artifact_hashes(folder) != manifest.get("artifacts"):
-            wrong.append(f"{stage}: summary beside files it does not describe")
-        stale = [up for up, d in (manifest.get("inputs") or {}).items() if digests.get(up) != d]
-        if stale:
-            wrong.append(f"{stage}: complete, but made from another {stale}")
-    return wrong
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", required=True, type=Path)
@@ -112,7 +95,7 @@ def main() -> int:
                 for kernel in kernels_of(process.pid):
                     os.kill(kernel, signal.SIGKILL)
             process.wait(timeout=600)
-            wrong = problems(work, args.profile)
+            wrong = inconsistent_stages(work / args.profile, STAGES)
             ok &= not wrong
             finished = (work / args.profile / stage / "summary.json").exists()
             print(f"{stage} killed at {fraction:.0%} ({fraction * seconds:.0f} s, {how}): "

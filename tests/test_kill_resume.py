@@ -6,7 +6,6 @@ resumed."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from test_math500 import FIXTURE, ROOT, STAGES, TINY, tiny_qwen2
 
-from ttc_lib.pipeline.artifacts import artifact_hashes
+from ttc_lib.pipeline.artifacts import inconsistent_stages
 from ttc_lib.pipeline.compare_runs import compare_summaries
 
 
@@ -29,20 +28,7 @@ def pipeline(runs: Path, model: Path) -> subprocess.Popen:
 
 
 def consistent(runs: Path) -> list[str]:
-    """Stage folders that are neither complete and consistent nor visibly unfinished."""
-    wrong, digests = [], {}
-    for stage in STAGES:
-        folder = runs / "math500" / stage
-        if not (folder / "summary.json").exists():
-            continue  # visibly unfinished: no later stage reads it
-        manifest = json.loads((folder / "manifest.json").read_text())
-        digests[stage] = manifest.get("digest")
-        if manifest.get("status") != "complete" or artifact_hashes(folder) != manifest.get("artifacts"):
-            wrong.append(f"{stage}: summary beside files it does not describe")
-        stale = [up for up, digest in manifest.get("inputs", {}).items() if digests.get(up) != digest]
-        if stale:
-            wrong.append(f"{stage}: complete, but made from another {stale}")
-    return wrong
+    return inconsistent_stages(runs / "math500", STAGES)
 
 
 def test_killed_runs_leave_consistent_stages_and_resume_to_the_same_results(tmp_path):

@@ -110,3 +110,15 @@ def test_save_writes_through_a_temporary_file(runs):
     with pytest.raises(ValueError, match="no rule"):
         stage.save({"a": 1}, "t.json")
     assert artifact_hashes(stage.dir).keys() == {"t.csv"}
+
+
+def test_inconsistent_stages_lists_what_a_kill_must_never_leave(runs):
+    from ttc_lib.pipeline.artifacts import inconsistent_stages
+    from ttc_lib.pipeline.runs import STAGES
+
+    finish("00_data", {"test.jsonl": "a\n"})
+    finish("01_train_generator", {"policy/w": "w"})
+    Stage.open("ci", "02_train_verifier", defaults("02_train_verifier"))  # started, never finished
+    assert inconsistent_stages(runs / "ci", STAGES) == []
+    (runs / "ci" / "01_train_generator" / "policy" / "w").write_text("changed")
+    assert [w.split("'")[0] for w in inconsistent_stages(runs / "ci", STAGES)] == ["01_train_generator"]

@@ -12,7 +12,7 @@ Rules
   else ``StaleStage`` says which stage to rerun. It records each input stage's digest in its own
   manifest (``inputs``), which is what (b) compares against later.
 - Paths inside summaries are stored relative to the runs folder (``ci/01_train_generator/policy``)
-  so a runs folder can be moved; ``absolute_paths`` turns them back when a summary is read.
+  so a runs folder can be moved; ``paths_from_runs_folder`` turns them back when a summary is read.
 """
 
 from __future__ import annotations
@@ -82,27 +82,46 @@ def check_upstream(name: str, folder: Path, manifest: dict, current_digests: dic
                              f"rerun {name} and the stages after it ({make_hint.format(name)})")
 
 
-def relative_paths(obj: Any, root: Path) -> Any:
+def paths_in_runs_folder(obj: Any, root: Path) -> Any:
     """``obj`` with every string that is an absolute path inside ``root`` made relative to it."""
     prefix = str(root).rstrip("/") + "/"
     if isinstance(obj, dict):
-        return {k: relative_paths(v, root) for k, v in obj.items()}
+        return {k: paths_in_runs_folder(v, root) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [relative_paths(v, root) for v in obj]
+        return [paths_in_runs_folder(v, root) for v in obj]
     if isinstance(obj, str) and obj.startswith(prefix):
         return obj[len(prefix):]
     return obj
 
 
-def absolute_paths(obj: Any, root: Path, profile: str, stages: list[str]) -> Any:
-    """Inverse of ``relative_paths`` for a summary of ``profile``: a string that reads
+def paths_from_runs_folder(obj: Any, root: Path, profile: str, stages: list[str]) -> Any:
+    """Inverse of ``paths_in_runs_folder`` for a summary of ``profile``: a string that reads
     ``<profile>/<a stage>/…`` becomes a path under ``root``."""
     if isinstance(obj, dict):
-        return {k: absolute_paths(v, root, profile, stages) for k, v in obj.items()}
+        return {k: paths_from_runs_folder(v, root, profile, stages) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [absolute_paths(v, root, profile, stages) for v in obj]
+        return [paths_from_runs_folder(v, root, profile, stages) for v in obj]
     if isinstance(obj, str):
         parts = obj.split("/")
         if len(parts) >= 2 and parts[0] == profile and parts[1] in stages:
             return str(root / obj)
     return obj
+
+
+def inconsistent_stages(profile_dir: Path, stages: list[str]) -> list[str]:
+    """The stage folders under ``profile_dir`` that are neither complete and consistent (a summary
+    beside exactly the files its manifest records, made from the digests its inputs have now) nor
+    visibly unfinished (no summary), each with why; empty when every folder is one or the other.
+    What a kill at any point must leave (tests/test_kill_resume.py, experiments/kill_matrix.py)."""
+    wrong, digests = [], {}
+    for stage in stages:
+        folder = profile_dir / stage
+        if not (folder / "summary.json").exists():
+            continue  # visibly unfinished: no later stage reads it
+        manifest = json.loads((folder / "manifest.json").read_text())
+        digests[stage] = manifest.get("digest")
+        try:
+            check_upstream(stage, folder, manifest, digests, "rerun {}")
+        except StaleStage as err:
+            wrong.append(str(err))
+    return wrong

@@ -20,11 +20,11 @@ from typing import Any
 
 from ttc_lib import __version__
 from ttc_lib.pipeline.artifacts import (
-    absolute_paths,
     artifact_hashes,
     check_upstream,
     file_hash,
-    relative_paths,
+    paths_from_runs_folder,
+    paths_in_runs_folder,
     stage_digest,
 )
 from ttc_lib.storage import atomic_write_text, json_text, read_json, write_json
@@ -174,7 +174,7 @@ class Stage:
     def write_summary(self, summary: dict) -> None:
         """Finish the stage: paths inside the runs folder made relative to it, the manifest completed
         with the hash of every artifact and the stage's digest, then ``summary.json`` written last."""
-        text = json_text(relative_paths(summary, runs_root()))
+        text = json_text(paths_in_runs_folder(summary, runs_root()))
         manifest_file = self.path("manifest.json")
         manifest = read_json(manifest_file) if manifest_file.exists() else {"stage": self.name, "profile": self.profile}
         artifacts = artifact_hashes(self.dir)
@@ -208,7 +208,7 @@ class Stage:
     def read_summary(self, name: str | None = None) -> dict:
         """A stage's summary (this one's, or earlier stage ``name``'s), its relative paths made absolute."""
         folder = self.dir if name is None else self.require(name)
-        return absolute_paths(read_json(folder / "summary.json"), runs_root(), self.profile, STAGES)
+        return paths_from_runs_folder(read_json(folder / "summary.json"), runs_root(), self.profile, STAGES)
 
     def generator(self, role: str = "policy", **kwargs: Any):
         """The model notebook 01 recorded for ``role`` ("policy", "verifier_backbone", "large") as a
