@@ -22,7 +22,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STAGES := 00_data 01_train_generator 02_train_verifier 03_difficulty_bins 04_search \
-          05_revisions 06_compute_optimal 07_ttc_vs_pretraining
+          05_revisions 06_compute_optimal 07_ttc_vs_pretraining 08_claims
 OVERRIDES := $(foreach s,$(SET),--set $(s)) $(if $(GENERATOR),--set generator=$(GENERATOR)) \
              $(if $(DATA),--set source=$(DATA)) $(if $(VERIFIER),--set verifier=$(VERIFIER))
 TEST_RUNS := $(CURDIR)/build/test-runs

@@ -10,7 +10,7 @@ manifest's times are) the stage is started alone (``python -m ttc_lib.pipeline r
 and killed there: SIGINT to the pipeline (Ctrl-C) at 25%, SIGKILL to the notebook's kernel at 50%
 and 80%. After every kill each stage folder must be complete and consistent (its summary beside the
 files its manifest records, made from the inputs it records) or visibly unfinished (no summary).
-Then the stage is run to its end, and the next stage goes. Last, 06 and 07 run and every summary is
+Then the stage is run to its end, and the next stage goes. Last, 06, 07 and 08 run and every summary is
 compared with the reference (``pipeline.compare_runs``; timings aside). Prints one line per kill
 and the comparison; exit code 0 when everything held. About 2.5 times one run of the profile. A kill
 point reached after the stage already finished (caches from the earlier kills make a restarted stage
@@ -48,8 +48,9 @@ def duration(manifest: dict) -> float:
 
 def start(work: Path, profile: str, stage: str) -> subprocess.Popen:
     env = {**os.environ, "TTC_RUNS_DIR": str(work), "TQDM_DISABLE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "ttc_lib.pipeline", "run", "--profile", profile, "--stages", stage],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "ttc_lib.pipeline", "run", "--profile", profile, "--stages", stage,
+               "--set", "publish_claims=false"]  # a kill-matrix run never overwrites docs/results/<profile>/claims.md
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def opened(manifest: Path, launched: float, process: subprocess.Popen) -> float:

@@ -276,3 +276,14 @@ def test_value_bound_grows_with_level_and_every_value_respects_it():
     assert top > 99, "the hardest level must reach 3-digit values"
     with pytest.raises(ValueError, match="max_value_hardest"):
         ArithmeticWorld(max_value_hardest=-5)
+
+
+def test_first_per_level_keeps_a_fixed_number_per_level_in_order():
+    from ttc_lib.tasks.problem import Problem, first_per_level
+
+    problems = [Problem(id=f"q{i}", question="q", answer="1", solution="", level=i % 3 + 1) for i in range(10)]
+    kept = first_per_level(problems, 2)
+    assert [p.id for p in kept] == ["q0", "q1", "q2", "q3", "q4", "q5"]
+    assert first_per_level(problems, 0) == problems
+    with pytest.raises(ValueError, match="per_level must be an integer >= 0"):
+        first_per_level(problems, -1)

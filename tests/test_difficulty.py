@@ -135,6 +135,7 @@ def test_bin_edges_and_balanced_subset():
     assert d.balanced_subset(table, 3, seed=0) == subset
     assert d.balanced_subset(table, 3, seed=1) != subset
     assert len(d.balanced_subset(table, 99)) == 25  # a bin smaller than per_bin gives all it has
+    assert set(d.balanced_subset(table, 2, seed=0)) < set(subset) < set(d.balanced_subset(table, 4, seed=0))  # nested
 
 
 def test_guards_name_the_problem():

@@ -13,10 +13,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "math_tiny.jsonl"
 STAGES = ["00_data", "01_train_generator", "02_train_verifier", "03_difficulty_bins", "04_search",
-          "05_revisions", "06_compute_optimal", "07_ttc_vs_pretraining"]
+          "05_revisions", "06_compute_optimal", "07_ttc_vs_pretraining", "08_claims"]
 TINY = ["n_test=0", "max_new_tokens=24", "eval_samples=1", "n_samples=4", "per_bin=1", "pool_budgets=[1,2,4]",
         "n_subsets=2", "search_budgets=[2]", 'search_specs=[{"strategy": "beam", "width": 2, "lookahead": 0}]',
-        "n_seeds=1", "n_splits=2", "solve_budgets=[2]", "solve_questions=2", "torch_threads=1"]
+        "n_seeds=1", "n_splits=2", "solve_budgets=[2]", "solve_questions=2", "torch_threads=1",
+        "publish_claims=false"]  # a test run never writes docs/results/math500/claims.md
 
 
 def tiny_qwen2(path: Path) -> Path:
@@ -86,8 +87,12 @@ def test_math500_profile_end_to_end_without_training_data(tmp_path, monkeypatch)
     assert any("labelling" in s for s in verifier["skipped"]) and verifier["why"]
     assert summaries["03_difficulty_bins"]["questions"] == 12
     assert summaries["04_search"]["accuracy"]
-    assert set(summaries["06_compute_optimal"]["efficiency_ratio"]) == {"search"}
-    assert set(summaries["06_compute_optimal"]["skipped"]) == {"revisions", "pooled"}
+    sixth = summaries["06_compute_optimal"]
+    assert set(sixth["efficiency_ratio_curve"]) == {"best_of_n_weighted", "best_fixed"}
+    assert {row["status"] for row in sixth["efficiency_ratio_curve"]["best_fixed"]["oracle"].values()} == {"all_zero"}
+    skipped_ratio = sixth["efficiency_ratio_summary"]["revisions"]["parallel"]["oracle"]
+    assert skipped_ratio["estimate"] is None and "05 was skipped" in skipped_ratio["reason"]
+    assert set(sixth["skipped"]) == {"revisions", "pooled"}
 
     # your own PRM (verifier=): 02 saves it as a verifier folder that 03 and 04 load and search with
     prm = tiny_shepherd(tmp_path / "tiny-shepherd", model)

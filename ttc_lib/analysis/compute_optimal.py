@@ -228,25 +228,37 @@ def fit_policy(table: pd.DataFrame, bins: pd.DataFrame, *, probe_samples: int, e
 
 def split_questions(bins: pd.DataFrame, heldout_fraction: float, seed: int = 0,
                     by: str = "predicted_bin") -> tuple[list[str], list[str]]:
-    """(fit ids, held-out ids): ``heldout_fraction`` of each ``by`` bin held out at random."""
+    """(fit ids, held-out ids): ``heldout_fraction`` of each ``by`` bin held out at random
+    (round(heldout_fraction x its questions)). Raises, naming the questions per bin and the
+    parameter, when that leaves no held-out question or no fit question at all."""
     if not 0 < heldout_fraction < 1:
         raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
-    fit, held = [], []
+    fit, held, sizes = [], [], {}
     for b, group in bins.sort_values("question_id").groupby(by):
         ids = group.question_id.astype(str).to_numpy()
         order = np.random.default_rng([seed, int(b)]).permutation(len(ids))
         n_held = int(round(heldout_fraction * len(ids)))
         held += ids[order[:n_held]].tolist()
         fit += ids[order[n_held:]].tolist()
+        sizes[int(b)] = (len(ids), n_held)
+    if not held or not fit:
+        per_bin = ", ".join(f"bin {b}: {n} question(s), {h} held out" for b, (n, h) in sizes.items()) or "no binned question"
+        raise ValueError(f"too few questions per {by} to split: heldout_fraction = {heldout_fraction} leaves "
+                         f"{len(held)} held-out and {len(fit)} fit question(s) ({per_bin}); the policy needs both: "
+                         f"change heldout_fraction or compare more questions in notebooks 03/04")
     return sorted(fit), sorted(held)
 
 
 def solve_sample(bins: pd.DataFrame, heldout_ids: Sequence[str], n_questions: int, seed: int = 0) -> list[str]:
     """The held-out questions ``solve()`` is evaluated on: all of them (``n_questions`` 0), else about
     ``n_questions`` balanced across their oracle bins."""
+    held = bins[bins.question_id.isin(heldout_ids)]
+    if held.empty:
+        raise ValueError(f"no held-out question to run solve() on: {len(heldout_ids)} held-out id(s), "
+                         f"{len(held)} of them binned (solve_questions = {n_questions}); hold out more questions "
+                         f"(heldout_fraction) or compare more questions in notebooks 03/04")
     if not n_questions:
         return list(heldout_ids)
-    held = bins[bins.question_id.isin(heldout_ids)]
     return balanced_subset(held, max(1, n_questions // held.oracle_bin.nunique()), seed)
 
 

@@ -204,7 +204,9 @@ def per_bin_table(bins: pd.DataFrame) -> pd.DataFrame:
 def balanced_subset(bins: pd.DataFrame, per_bin: int, seed: int = 0, bin_column: str = "oracle_bin") -> list[str]:
     """``per_bin`` question ids drawn at random from each bin (all of a smaller bin), sorted.
 
-    Deterministic for a seed: draws from a numpy Generator seeded by (seed, bin)."""
+    Deterministic for a seed: the first ``per_bin`` of a permutation drawn by a numpy Generator seeded
+    by (seed, bin), so draws of one seed are nested: the questions drawn with 8 per bin are among
+    those drawn with 24 (notebook 05's questions lie within 04's, 04's grid within its headline set)."""
     _require(bins, ("question_id", bin_column))
     if per_bin < 1:
         raise ValueError(f"per_bin must be >= 1, got {per_bin}")
@@ -212,7 +214,7 @@ def balanced_subset(bins: pd.DataFrame, per_bin: int, seed: int = 0, bin_column:
     for b, group in bins.sort_values("question_id").groupby(bin_column):
         ids = group.question_id.astype(str).to_numpy()
         take = min(per_bin, len(ids))
-        pick = np.random.default_rng([seed, int(b)]).choice(len(ids), size=take, replace=False)
+        pick = np.random.default_rng([seed, int(b)]).permutation(len(ids))[:take]
         chosen.extend(ids[np.sort(pick)].tolist())
     return sorted(chosen)
 

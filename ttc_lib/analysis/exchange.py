@@ -122,11 +122,45 @@ def flops_match(*, small_params: int, large_params: int, small_pretrain_tokens: 
                       multiplier_tokens=allowance / forward_flops(small_params, d_inference))
 
 
-def _interp(x, y, at: float) -> float:
-    """Linear interpolation in log(x) (x ascending, positive), clamped to the ends."""
+def _weights(x, at: float) -> "list[float]":
+    """Weights over the points ``x`` (ascending, positive) of the linear interpolation at ``at`` in
+    log(x), clamped to the ends: sum(w · y) is np.interp(log at, log x, y) for any y."""
     import numpy as np
 
-    return float(np.interp(math.log(at), np.log(np.asarray(x, float)), np.asarray(y, float)))
+    lx = np.log(np.asarray(x, float))
+    return [float(np.interp(math.log(at), lx, unit)) for unit in np.eye(len(lx))]
+
+
+def matched_point(group, match: FlopsMatch, r: float, size_ratio: float, accounting: str) -> dict:
+    """Where the small model's test-time compute lands for one bin, R and accounting.
+
+    ``group``: the envelope rows (budget, accuracy, total_flops) of one bin. Returns ``budget``
+    (generations, possibly between measured ones), ``flag`` ("", "capped", "over_share",
+    "unaffordable"), ``per_question_flops``, ``multiplier`` and ``weights``: {measured budget:
+    weight}, so the accuracy there is sum(weight · accuracy at budget) — of the bin's mean or of
+    one question's value alike (None when unaffordable). Rules in ``exchange_table``."""
+    g = group.sort_values("budget")
+    budgets, flops = g.budget.to_numpy(float), g.total_flops.to_numpy(float)
+    if accounting == "measured":
+        by_flops = g.sort_values("total_flops")
+        fx, target = by_flops.total_flops.to_numpy(float), match.per_question_allowance
+        if target < fx[0]:
+            return {"budget": math.nan, "flag": "unaffordable", "per_question_flops": math.nan,
+                    "multiplier": match.multiplier_tokens, "weights": None}
+        per_q = min(target, fx[-1])
+        w = _weights(fx, per_q)
+        return {"budget": math.exp(sum(wi * math.log(b) for wi, b in zip(w, by_flops.budget))),
+                "flag": "capped" if target > fx[-1] else "", "per_question_flops": per_q,
+                "multiplier": match.multiplier_tokens, "weights": dict(zip(by_flops.budget.astype(int), w))}
+    k = inference_multiplier(size_ratio, r, accounting)
+    budget = min(max(k, budgets[0]), budgets[-1])
+    w = _weights(budgets, budget)
+    return {"budget": budget, "flag": "capped" if k > budgets[-1] else "over_share" if k < budgets[0] else "",
+            "per_question_flops": float(sum(wi * f for wi, f in zip(w, flops))), "multiplier": k,
+            "weights": dict(zip(g.budget.astype(int), w))}
+
+
+ACCOUNTINGS = ("arxiv", "iclr", "measured")
 
 
 def exchange_table(envelope, large_accuracy: dict, *, size_ratio: float, matches: dict) -> "pd.DataFrame":
@@ -151,36 +185,21 @@ def exchange_table(envelope, large_accuracy: dict, *, size_ratio: float, matches
     rows = []
     for r, match in sorted(matches.items()):
         for b, group in envelope.groupby("bin"):
-            g = group.sort_values("budget")
-            budgets, acc, flops = g.budget.to_numpy(float), g.accuracy.to_numpy(float), g.total_flops.to_numpy(float)
+            accuracy_at = dict(zip(group.budget.astype(int), group.accuracy.astype(float)))
             large = float(large_accuracy[b])
-            for accounting in ("arxiv", "iclr", "measured"):
-                flag = ""
-                if accounting == "measured":
-                    by_flops = g.sort_values("total_flops")
-                    fx = by_flops.total_flops.to_numpy(float)
-                    target = match.per_question_allowance
-                    if target < fx[0]:
-                        flag, budget, small, per_q = "unaffordable", math.nan, math.nan, math.nan
-                    else:
-                        flag = "capped" if target > fx[-1] else ""
-                        per_q = min(target, fx[-1])
-                        small = _interp(fx, by_flops.accuracy.to_numpy(float), per_q)
-                        budget = math.exp(_interp(fx, by_flops.budget.map(math.log).to_numpy(float), per_q))
-                else:
-                    k = inference_multiplier(size_ratio, r, accounting)
-                    budget = min(max(k, budgets[0]), budgets[-1])
-                    flag = "capped" if k > budgets[-1] else "over_share" if k < budgets[0] else ""
-                    small, per_q = _interp(budgets, acc, budget), _interp(budgets, flops, budget)
+            for accounting in ACCOUNTINGS:
+                point = matched_point(group, match, r, size_ratio, accounting)
+                weights = point["weights"]
+                small = math.nan if weights is None else sum(w * accuracy_at[k] for k, w in weights.items())
                 if small != small:
                     winner = "pretraining"
                 else:
                     winner = "test-time compute" if small > large else "pretraining" if small < large else "tie"
-                rows.append({"r": r, "accounting": accounting, "bin": int(b), "small_budget": budget,
+                per_q = point["per_question_flops"]
+                rows.append({"r": r, "accounting": accounting, "bin": int(b), "small_budget": point["budget"],
                              "small_accuracy": small, "large_accuracy": large,
                              "relative_improvement": (small - large) / large * 100 if large > 0 else math.nan,
-                             "winner": winner, "flag": flag,
+                             "winner": winner, "flag": point["flag"],
                              "small_flops_total": match.small_total(per_q) if per_q == per_q else math.nan,
-                             "large_flops_total": match.large_total, "multiplier": k if accounting != "measured"
-                             else match.multiplier_tokens})
+                             "large_flops_total": match.large_total, "multiplier": point["multiplier"]})
     return pd.DataFrame(rows)

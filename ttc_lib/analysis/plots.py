@@ -237,27 +237,3 @@ def efficiency_ratio_curves(ratio_table: pd.DataFrame, paper_ratio: float = 4.0)
     fig.tight_layout()
     return fig
 
-
-def figure9(exchange: pd.DataFrame, r_values: Sequence[float], envelopes: Sequence[str], bin_kind: str):
-    """The paper's Figure 9: per accounting (rows) and envelope (columns), the small model's gain over
-    the larger model's greedy pass@1 (accuracy points) per bin, one bar per R; hatched bars: the
-    test-time budget was capped at the largest measured one."""
-    accountings = ["arxiv", "iclr", "measured"]
-    fig, axes = plt.subplots(len(accountings), len(envelopes), figsize=(4.2 * len(envelopes), 3.0 * len(accountings)),
-                             sharey=True, squeeze=False)
-    width = 0.8 / len(r_values)
-    for i, accounting in enumerate(accountings):
-        for j, kind in enumerate(envelopes):
-            ax = axes[i][j]
-            part = exchange[(exchange.accounting == accounting) & (exchange.envelope == kind)]
-            for k, r in enumerate(r_values):
-                rows = part[part.r == r].sort_values("bin")
-                ax.bar(rows.bin + (k - (len(r_values) - 1) / 2) * width,
-                       100 * (rows.small_accuracy - rows.large_accuracy).fillna(0), width,
-                       label=f"R = {r}", hatch=["//" if f == "capped" else "" for f in rows.flag])
-            ax.axhline(0, color="black", lw=0.8)
-            ax.set(title=f"{kind} · {accounting}", xlabel=f"{bin_kind} bin (1 = easiest)",
-                   ylabel="gain (accuracy points)" if j == 0 else None)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig

@@ -19,7 +19,8 @@ accuracy that the baseline reaches with budget B? Here, on curves (a cost column
   that the same 2-fold cross-validation (the same halves) as ``compute_optimal`` picks, so that
   choosing per difficulty is credited only with what it adds.
 
-``efficiency`` (the earlier reading, which notebook 06 uses) is left as it is.
+``efficiency`` (the earlier reading) is left as it is; notebook 06 reports these ratios with
+question-bootstrap intervals (``ratio_bootstrap``, ``ratio_study``).
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ Rules
 * **Paired difference** (``bootstrap_difference``): per question ``a - b`` over the questions both
   tables hold, so each replicate uses the same resampled questions for both sides. Questions only
   one side has are left out and counted (``only_a``, ``only_b``); no shared question is an error.
+* **Ratio** (``bootstrap_ratio``): mean(numerator) / mean(denominator) of two columns, both
+  resampled with the same questions; a replicate over a zero denominator is dropped (a rate) or
+  +inf (an unbounded ratio), as the caller says.
 * **Curve** (``bootstrap_curve``): one index matrix for all x, so every replicate resamples the
   same questions at every x (coherent bands); every question must have a value at every x.
 * Every number returned in a dict or a curve row is a plain Python float/int (JSON-safe).
@@ -167,6 +170,59 @@ def bootstrap_difference(a: pd.DataFrame, b: pd.DataFrame, value: str = "correct
     estimate, reps = _replicates(diff, index)
     out = _summary(estimate, reps, len(shared), level)
     out.update(mean_a=float(qa[value].mean()), mean_b=float(qb[value].mean()), only_a=int(only_a), only_b=int(only_b))
+    return out
+
+
+def _percentile_or_none(replicates: np.ndarray, q: float) -> float | None:
+    """numpy's linear percentile of the replicates, None where it reaches an infinite one."""
+    ordered = np.sort(replicates)
+    position = q * (len(ordered) - 1)
+    low, high = int(math.floor(position)), int(math.ceil(position))
+    if not np.isfinite(ordered[high]):
+        return None
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
+
+
+def bootstrap_ratio(table: pd.DataFrame, numerator: str, denominator: str, *, bin_column: str | None = None,
+                    n_boot: int = 2000, seed: int = 0, level: float = 0.95, zero: str = "drop") -> dict:
+    """Paired bootstrap of mean(numerator) / mean(denominator) over questions (a ratio of sums: a
+    rate such as correct→wrong revisions per correct attempt, or small / large accuracy).
+
+    Both columns are averaged per question first (seeds nested) and every replicate resamples the
+    same questions for both (within bins with ``bin_column``). A replicate whose denominator mean
+    is 0 is left out (``zero="drop"``: the rate is conditional on having a denominator; counted in
+    ``dropped``) or counted as +inf (``zero="unbounded"``: a ratio over 0 has no upper bound; an
+    interval end that reaches such replicates is None with a ``reason``). An estimate over a zero
+    denominator is undefined: estimate, ci_low, ci_high None and a ``reason``."""
+    _check_options(n_boot, level, seed)
+    if zero not in ("drop", "unbounded"):
+        raise ValueError(f"zero must be 'drop' or 'unbounded', got {zero!r}")
+    columns = [QUESTION, numerator, denominator] + ([bin_column] if bin_column else [])
+    _check_table(table, columns, denominator)
+    nums = _per_question(table, numerator, bin_column)
+    dens = _per_question(table[[QUESTION, denominator]], denominator, None)[denominator]
+    n = len(nums)
+    if dens.sum() == 0:
+        return {"estimate": None, "ci_low": None, "ci_high": None, "n_questions": n,
+                "reason": f"the denominator {denominator!r} is 0 on every question"}
+    index = _index_matrix(_strata(nums, bin_column), n, n_boot, seed)
+    top, bottom = nums[numerator].to_numpy(float)[index].mean(axis=1), dens.to_numpy(float)[index].mean(axis=1)
+    empty = bottom == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reps = np.where(empty, np.inf, top / np.where(empty, 1.0, bottom))
+    if zero == "drop":
+        reps = reps[~empty]
+        if not len(reps):
+            return {"estimate": None, "ci_low": None, "ci_high": None, "n_questions": n,
+                    "reason": f"the denominator {denominator!r} is 0 in every resample"}
+    estimate = math.fsum(nums[numerator].tolist()) / math.fsum(dens.tolist())
+    low, high = (_percentile_or_none(reps, q) for q in ((1 - level) / 2, (1 + level) / 2))
+    out = {"estimate": float(estimate), "ci_low": low, "ci_high": high, "n_questions": n}
+    if zero == "drop":
+        out["dropped"] = int(empty.sum())
+    elif low is None or high is None:
+        out["reason"] = (f"{denominator!r} is 0 on all resampled questions in {int(empty.sum())} of {n_boot} "
+                         "resamples: the ratio has no upper bound")
     return out
 
 

@@ -130,6 +130,15 @@ class Generator:
         self.prefixes = PrefixStore(int(budget)) if reuse_prefixes and self.kv_cache == "shared" else None
         self.max_positions = position_limit(model)  # prompt + max_new_tokens must fit (context_limit.py)
 
+    def forget(self) -> None:
+        """Drop the state kept between calls (the prefix store, the decode buffers): what follows is
+        computed as by a fresh Generator. Why: reused keys/values and buffers sliced from larger ones
+        equal fresh ones only up to float rounding, which can flip a sampled token — a piece of work
+        that must not depend on what ran before it in this process starts here."""
+        self._pool = KVPool()
+        if self.prefixes is not None:
+            self.prefixes.clear()
+
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | os.PathLike, device: str | torch.device = "auto", dtype=None,
                         prompt_style: str | None = None, trust_remote_code: bool = False,

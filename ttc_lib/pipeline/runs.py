@@ -31,7 +31,7 @@ from ttc_lib.storage import atomic_write_text, json_text, read_json, write_json
 
 STAGES = [  # notebook stems in run order; "run NN_x first" errors name these
     "00_data", "01_train_generator", "02_train_verifier", "03_difficulty_bins", "04_search",
-    "05_revisions", "06_compute_optimal", "07_ttc_vs_pretraining",
+    "05_revisions", "06_compute_optimal", "07_ttc_vs_pretraining", "08_claims",
 ]
 STAGE_INPUTS = {  # the earlier stages each notebook reads (checked and recorded in its manifest)
     "00_data": [],
@@ -42,7 +42,10 @@ STAGE_INPUTS = {  # the earlier stages each notebook reads (checked and recorded
     "05_revisions": ["00_data", "01_train_generator", "02_train_verifier", "03_difficulty_bins"],
     "06_compute_optimal": ["00_data", "01_train_generator", "02_train_verifier", "03_difficulty_bins", "04_search",
                            "05_revisions"],
-    "07_ttc_vs_pretraining": ["00_data", "01_train_generator", "03_difficulty_bins", "06_compute_optimal"],
+    "07_ttc_vs_pretraining": ["00_data", "01_train_generator", "03_difficulty_bins", "04_search", "05_revisions",
+                              "06_compute_optimal"],
+    "08_claims": ["00_data", "01_train_generator", "02_train_verifier", "03_difficulty_bins", "04_search",
+                  "05_revisions", "06_compute_optimal", "07_ttc_vs_pretraining"],
 }
 
 

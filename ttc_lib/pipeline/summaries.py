@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 
 from ttc_lib.analysis.accuracy import summary_dict
+from ttc_lib.analysis.claims import RULE, verdict_counts
 from ttc_lib.analysis.difficulty import bin_edges, per_bin_table
-from ttc_lib.analysis.efficiency import mean_and_std
 from ttc_lib.analysis.exchange import inference_multiplier
+from ttc_lib.analysis.exchange_intervals import exchange_ci, exchange_ci_all, headline
+from ttc_lib.analysis.ratio_study import RatioStudy
 from ttc_lib.analysis.results_table import with_methods
-from ttc_lib.analysis.verifier_quality import accuracy_table, method_columns
+from ttc_lib.analysis.verifier_quality import accuracy_table, method_columns, prm_vs_baselines, quality_intervals
 from ttc_lib.generation.pass_at_1 import pass1_by_level
 from ttc_lib.models.context_rows import context_share
 from ttc_lib.revisions.analysis import nested_accuracy
@@ -62,9 +64,16 @@ def verifier_summary(stage: Any, *, chosen_verifier: str, label_kind: str, chose
                      aggregation_validation: pd.DataFrame, aggregation_set: Sequence[Problem],
                      aggregation_seconds: float, curve_summary: pd.DataFrame, verifiers: dict[str, Any],
                      records: dict[str, dict], test_quality: pd.DataFrame, validation: pd.DataFrame,
-                     agreement: dict, labels: pd.DataFrame, eval_questions: int, eval_samples: int) -> dict:
-    """Notebook 02: the chosen verifier and aggregation, accuracy vs N of every selection rule per
-    verifier, step quality on validation and test, label agreement and costs."""
+                     agreement: dict, labels: pd.DataFrame, eval_questions: int, eval_samples: int,
+                     chosen_by: str, test_tables: dict[str, pd.DataFrame], per_question: pd.DataFrame,
+                     n_boot: int = 2000, seed: int = 0) -> dict:
+    """Notebook 02: the chosen verifier and aggregation (and the validation column that chose it), accuracy
+    vs N of every selection rule per verifier, step quality on validation and test with question-bootstrap
+    intervals of the same-step and within-question AUROC (``position_only`` row included), weighted
+    best-of-N minus majority / ORM per verifier (the chosen one with its aggregation, the others with
+    ``last``), label agreement and costs."""
+    intervals = quality_intervals(test_tables, n_boot=n_boot, seed=seed)
+    compared = {v: chosen_aggregation if v == chosen_verifier else "last" for v in verifiers if v != "orm"}
     per_verifier = {v: accuracy_table(curve_summary, method_columns(v)) for v in verifiers}
     accuracy = accuracy_table(curve_summary, {**method_columns(chosen_verifier), "weighted[orm:last]": "orm_weighted",
                                               "weighted[oracle_prm:last]": "oracle_prm_weighted"})
@@ -75,6 +84,10 @@ def verifier_summary(stage: Any, *, chosen_verifier: str, label_kind: str, chose
         "chosen_verifier_path": str(stage.path("verifiers", chosen_verifier)),
         "label_kind": label_kind,
         "chosen_aggregation": chosen_aggregation,
+        "chosen_by": chosen_by,
+        **intervals,
+        "prm_vs_baselines": prm_vs_baselines(per_question, compared, n_boot=n_boot, seed=seed),
+        "prm_vs_baselines_aggregation": compared,
         "aggregation_validation": {int(n): row.round(4).to_dict() for n, row in aggregation_validation.iterrows()},
         "aggregation_validation_questions": [p.id for p in aggregation_set],
         "aggregation_seconds": aggregation_seconds,
@@ -124,8 +137,10 @@ def difficulty_summary(stage: Any, *, bins: pd.DataFrame, pool: pd.DataFrame, re
 def search_summary(curves: pd.DataFrame, results: pd.DataFrame, job_seconds: pd.DataFrame, *, questions: int,
                    per_bin: int, seeds: list[int], n_subsets: int, pool_budgets: list[int], search_budgets: list[int],
                    left_out: list[str], verifier: Any, aggregate: str, max_new_tokens: int, pool_seconds: float,
-                   wall_seconds: float) -> dict:
-    """Notebook 04: accuracy per method and budget (overall and per bin), each method's mean cost."""
+                   wall_seconds: float, comparisons: dict | None = None) -> dict:
+    """Notebook 04: accuracy per method and budget (overall and per bin) on the grid's questions, each
+    method's mean cost, and ``comparisons`` (baseline_method, accuracy_ci, differences, lookahead_vs_beam,
+    headline_questions, headline_budgets: ``analysis.comparisons``) as given."""
     cost = with_methods(results).groupby(["method", "budget"]).agg(generations=("generations", "mean"),
                                                                    total_flops=("total_flops", "mean"))
     return {
@@ -137,6 +152,7 @@ def search_summary(curves: pd.DataFrame, results: pd.DataFrame, job_seconds: pd.
         "verifier": verifier.name, "aggregate": aggregate, "max_new_tokens": max_new_tokens,
         "search_seconds": {m: round(float(x), 1) for m, x in job_seconds.groupby("method").seconds.sum().items()},
         "pool_seconds": pool_seconds,
+        **(comparisons or {}),
         "wall_seconds": round(wall_seconds, 1),
     }
 
@@ -149,10 +165,12 @@ def revisions_summary(stage: Any, *, by_step: pd.DataFrame, flips: dict, probe: 
                       probe_samples: int, acc: pd.DataFrame, acc_bins: pd.DataFrame, best_ratio: pd.DataFrame,
                       revision_record: dict, orm_record: dict, plain_path: str, plain_aggregate: str,
                       revision_examples: int, eval_questions: int, budgets: list[int], seeds: list[int],
-                      frame: pd.DataFrame) -> dict:
+                      frame: pd.DataFrame, intervals: dict) -> dict:
     """Notebook 05: pass@1 by revision step, transitions, the context probe, sequential vs parallel
-    accuracy (overall and per bin), the best ratio per bin, the revision model and ORM records."""
+    accuracy (overall and per bin), the best ratio per bin, the revision model and ORM records, and
+    ``intervals`` (``analysis.revision_intervals.revision_intervals``: the contract's interval keys)."""
     return {
+        **intervals,
         "pass1_by_revision_step": {int(r.step): round(float(r.pass1), 4) for r in by_step.itertuples()},
         "correct_to_wrong_rate": _rate(flips["correct_to_wrong"]),
         "wrong_to_correct_rate": _rate(flips["wrong_to_correct"]),
@@ -175,18 +193,19 @@ def revisions_summary(stage: Any, *, by_step: pd.DataFrame, flips: dict, probe: 
     }
 
 
-def compute_optimal_summary(stage: Any, *, detail: dict, vs_parallel: dict, curves: pd.DataFrame,
+def compute_optimal_summary(stage: Any, *, study: RatioStudy, predicted_vs_oracle: dict, curves: pd.DataFrame,
                             baseline: pd.DataFrame, policy_envelope: str, probe_samples: int, fit_ids: list[str],
                             heldout_ids: list[str], same_choices: bool, bins_reproduced: float, solve_ids: list[str],
                             budgets: list[int], heldout: pd.DataFrame, solved: pd.DataFrame, n_splits: int,
                             tables: dict[str, pd.DataFrame], revisions_skipped: str | None) -> dict:
-    """Notebook 06: efficiency ratios, envelope and baseline accuracy, the fitted policy and solve()
-    on held-out questions, each envelope's questions."""
+    """Notebook 06: the efficiency ratio curves and their geometric means with question-bootstrap
+    intervals (``RatioStudy.summary_keys``: ``efficiency_ratio_curve[_flops]`` baseline -> bins ->
+    budget, ``efficiency_ratio_summary[_flops]`` envelope -> baseline -> bins), predicted minus
+    oracle bins per budget, envelope and baseline accuracy, the fitted policy and solve() on held-out
+    questions, each envelope's questions."""
     return {
-        "efficiency_ratio": mean_and_std(detail["budget"]),
-        "efficiency_ratio_flops": mean_and_std(detail["flops"]),
-        "efficiency_ratio_detail": detail,
-        "efficiency_ratio_revisions_vs_parallel": vs_parallel,
+        **study.summary_keys(),
+        "predicted_vs_oracle": predicted_vs_oracle,
         "paper_efficiency_ratio": 4.0,
         "envelope_accuracy": {f"{k}/{b}": dict(zip(g.budget.astype(int), g.accuracy.round(4)))
                               for (k, b), g in curves.groupby(["envelope", "bins"])},
@@ -205,10 +224,15 @@ def compute_optimal_summary(stage: Any, *, detail: dict, vs_parallel: dict, curv
 
 def exchange_summary(*, size_ratio: float, same_recipe: bool, params: dict, tokens: dict, bin_kind: str,
                      r_values: list, pass1: pd.DataFrame, small_greedy: bool, large_tokens: float, matches: dict,
-                     exchange: pd.DataFrame) -> dict:
-    """Notebook 07: greedy pass@1 of both models per bin, the FLOPs-matched multipliers per R, and who
-    wins each (envelope, accounting, R, bin): test-time compute or pretraining."""
+                     exchange: pd.DataFrame, intervals: pd.DataFrame) -> dict:
+    """Notebook 07: greedy pass@1 of both models per bin, the FLOPs-matched multipliers per R, who
+    wins each (envelope, accounting, R, bin), and the paired intervals over questions of
+    (test-time accuracy − the larger model's greedy pass@1): ``exchange_ci`` for the headline
+    envelope and accounting (``exchange_intervals.headline``), ``exchange_ci_all`` for every one."""
+    envelope, accounting = headline(sorted(intervals.envelope.unique()))
     return {
+        "exchange_ci": exchange_ci(intervals, envelope, accounting), "exchange_ci_envelope": envelope,
+        "exchange_ci_accounting": accounting, "exchange_ci_all": exchange_ci_all(intervals),
         "size_ratio": size_ratio, "paper_size_ratio": 14, "same_recipe": same_recipe, "params": params,
         "training_tokens": tokens, "bin_kind": bin_kind, "r_values": r_values,
         "large_greedy_pass1_by_bin": {int(b): float(v) for b, v in pass1["large"].items()},
@@ -223,3 +247,9 @@ def exchange_summary(*, size_ratio: float, same_recipe: bool, params: dict, toke
                     for kind, by_kind in exchange.groupby("envelope")},
         "exchange": exchange.drop(columns="cell", errors="ignore").to_dict(orient="records"),
     }
+
+
+def claims_summary(rows: list[dict], *, docs_path: str | None) -> dict:
+    """Notebook 08: the claims table (``analysis.claims.claims_table`` rows), how many rows got each
+    verdict, the rule in words, and where ``claims.md`` was also written under docs/ (None: not)."""
+    return {"claims": rows, "verdict_counts": verdict_counts(rows), "rule": RULE, "docs_claims_md": docs_path}

@@ -32,6 +32,7 @@ from ttc_lib.models.identity import identity_of
 from ttc_lib.search import run_strategy
 from ttc_lib.search.best_of_n import from_pool
 from ttc_lib.search.common import RESULT_COLUMNS, config_key, results_table
+from ttc_lib.search.workers import forget_history, run_tasks
 from ttc_lib.storage import ResultCache, key_digest
 from ttc_lib.tasks.problem import Problem, content_id
 from ttc_lib.verifiers.base import Verifier
@@ -90,32 +91,47 @@ def job_key(job: Job, generator, verifier: Verifier | None, problems: Sequence[P
 
 def run_jobs(jobs: Sequence[Job], generator, verifier: Verifier | None, problems: Sequence[Problem], *,
              max_new_tokens: int, temperature: float = 1.0, cache: ResultCache | None = None,
-             progress: bool = True, aggregate: str = "last") -> pd.DataFrame:
+             progress: bool = True, aggregate: str = "last", workers: int = 1) -> pd.DataFrame:
     """RESULT_COLUMNS rows of every job (module rules); ``aggregate``: how every strategy turns step
     scores into a score (search.common). ``df.attrs["seconds"]``: {method, budget, seed, seconds}
-    per job, method = "strategy[config]"."""
-    references = {p.id: p.answer for p in problems}
-    frames, seconds = [], []
-    bar = {} if progress else {"disable": True}
-    for job in tqdm(jobs, desc="search jobs", unit="job", **bar):
-        key = job_key(job, generator, verifier, problems, max_new_tokens=max_new_tokens, temperature=temperature,
-                      aggregate=aggregate)
-        record = cache.get(key) if cache is not None else None
-        if record is None:
-            start = time.perf_counter()
-            results = run_strategy(job.strategy, generator, verifier, list(problems), job.budget, seed=job.seed,
-                                   temperature=temperature, max_new_tokens=max_new_tokens, progress=False,
-                                   aggregate=aggregate, **job.config_dict)
-            table = results_table(results, references)
-            record = {"rows": table.to_dict(orient="records"), "seconds": round(time.perf_counter() - start, 3)}
-            if cache is not None:
-                cache.put(key, record)
-        frames.append(pd.DataFrame(record["rows"], columns=RESULT_COLUMNS))
-        seconds.append({"method": f"{job.strategy}[{config_key(job.config_dict)}]", "budget": job.budget,
-                        "seed": job.seed, "seconds": record["seconds"]})
+    per job, method = "strategy[config]". ``workers`` > 1 runs the uncached jobs in that many
+    single-thread processes (``search.workers``; each job is seeded by its own seed, so the rows are
+    the same), caching each job as it finishes."""
+    problems = list(problems)
+    keys = [job_key(job, generator, verifier, problems, max_new_tokens=max_new_tokens, temperature=temperature,
+                    aggregate=aggregate) for job in jobs]
+    records = {i: cache.get(k) for i, k in enumerate(keys) if cache is not None and cache.get(k) is not None}
+    todo = [i for i in range(len(jobs)) if i not in records]
+    tasks = [{"job": jobs[i], "problems": problems, "max_new_tokens": max_new_tokens, "temperature": temperature,
+              "aggregate": aggregate} for i in todo]
+    bar = tqdm(total=len(jobs), initial=len(records), desc="search jobs", unit="job",
+               **({} if progress else {"disable": True}))
+    for t, record in run_tasks(_run_job, tasks, {"generator": generator, "verifier": verifier}, workers):
+        records[todo[t]] = record
+        if cache is not None:
+            cache.put(keys[todo[t]], record)
+        bar.update(1)
+    bar.close()
+    frames = [pd.DataFrame(records[i]["rows"], columns=RESULT_COLUMNS) for i in range(len(jobs))]
+    seconds = [{"method": f"{job.strategy}[{config_key(job.config_dict)}]", "budget": job.budget, "seed": job.seed,
+                "seconds": records[i]["seconds"]} for i, job in enumerate(jobs)]
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
     out.attrs["seconds"] = seconds
     return out
+
+
+def _run_job(generator, verifier: Verifier | None, job: Job, problems: list[Problem], max_new_tokens: int,
+             temperature: float, aggregate: str) -> dict:
+    """One job (a task of ``search.workers.run_tasks``): its result rows and seconds. It starts from the
+    generator's fresh state (``Generator.forget``), so its rows do not depend on the jobs that ran before
+    it in its process, nor on the number of workers."""
+    forget_history(generator)
+    start = time.perf_counter()
+    results = run_strategy(job.strategy, generator, verifier, problems, job.budget, seed=job.seed,
+                           temperature=temperature, max_new_tokens=max_new_tokens, progress=False,
+                           aggregate=aggregate, **job.config_dict)
+    table = results_table(results, {p.id: p.answer for p in problems})
+    return {"rows": table.to_dict(orient="records"), "seconds": round(time.perf_counter() - start, 3)}
 
 
 def pool_jobs(pool: pd.DataFrame, budgets: Sequence[int], selections: Sequence[str], *, n_subsets: int, seed: int,

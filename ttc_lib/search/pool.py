@@ -41,6 +41,7 @@ from ttc_lib.models.cost import Cost
 from ttc_lib.models.identity import identity_of
 from ttc_lib.search.common import split_total
 from ttc_lib.search.selection import aggregate
+from ttc_lib.search.workers import forget_history, run_tasks
 from ttc_lib.storage import ResultCache, key_digest
 from ttc_lib.tasks.grading import extract_answer, grade_answer
 from ttc_lib.tasks.problem import Problem, content_id
@@ -64,14 +65,17 @@ def pool_keys(problem: Problem, generator, verifier: Verifier, n_samples: int, s
 def sample_pool(generator, verifier: Verifier, problems: Sequence[Problem], n_samples: int, *, max_new_tokens: int,
                 temperature: float = 1.0, seed: int = 0, aggregate_how: str = "last",
                 cache: ResultCache | None = None, rows_per_call: int = 512,
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, workers: int = 1) -> pd.DataFrame:
     """The pool table (POOL_COLUMNS, questions in the given order, samples 0..S-1).
 
     ``rows_per_call`` samples (whole questions, at least one) go to the generator per call; the
     result does not depend on it. ``df.attrs["timing"]``: seconds and samples of the sampling
     and scoring done in this call (cached questions excluded). ``cache`` holds the samples and
     their scores under separate keys (``pool_keys``: the models' identities, never their paths):
-    a retrained policy samples again, a changed verifier only scores the cached samples again."""
+    a retrained policy samples again, a changed verifier only scores the cached samples again.
+    ``workers`` > 1 draws chunks in that many single-thread processes (``search.workers``): the
+    same pool, sooner; each finished chunk is cached as it arrives. Timing sums the workers'
+    busy seconds (so samples per second is per worker)."""
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     if rows_per_call < 1:
@@ -89,24 +93,19 @@ def sample_pool(generator, verifier: Verifier, problems: Sequence[Problem], n_sa
     todo = [p for p in problems if any(stored(k) is None for k in keys[p.id])]
     per_call = max(1, rows_per_call // n_samples)
     chunks = [todo[i:i + per_call] for i in range(0, len(todo), per_call)]
+    tasks = [{"chunk": chunk, "have": {p.id: stored(keys[p.id][0]) for p in chunk if stored(keys[p.id][0])},
+              "n_samples": n_samples, "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed,
+              "aggregate_how": aggregate_how} for chunk in chunks]
     timing = {"sample_seconds": 0.0, "score_seconds": 0.0, "samples": 0, "generated_tokens": 0}
-    bar = {} if progress else {"disable": True}
-    for chunk in tqdm(chunks, desc="pool", unit="chunk", **bar):
-        fresh = [p for p in chunk if stored(keys[p.id][0]) is None]
-        if fresh:
-            start = time.perf_counter()
-            samples = generator.sample([p.question for p in fresh], n_samples, temperature=temperature,
-                                       max_new_tokens=max_new_tokens, seed=seed, progress=False)
-            timing["sample_seconds"] += time.perf_counter() - start
-            items = [(keys[p.id][0], r) for p, r in zip(fresh, _grade(generator, fresh, samples))]
-            timing["samples"] += len(fresh) * n_samples
-            timing["generated_tokens"] += sum(sum(r["generated_tokens"]) for _, r in items)
-            _store(cache, memory, items)
-        unscored = [p for p in chunk if stored(keys[p.id][1]) is None]
-        start = time.perf_counter()
-        scores = _score(verifier, unscored, [stored(keys[p.id][0]) for p in unscored], aggregate_how)
-        timing["score_seconds"] += time.perf_counter() - start
-        _store(cache, memory, [(keys[p.id][1], r) for p, r in zip(unscored, scores)])
+    bar = tqdm(total=len(chunks), desc="pool", unit="chunk", **({} if progress else {"disable": True}))
+    for i, (samples, scores, spent) in run_tasks(_pool_chunk, tasks, {"generator": generator, "verifier": verifier},
+                                                 workers):
+        chunk = chunks[i]
+        _store(cache, memory, [(keys[p.id][0], samples[p.id]) for p in chunk if p.id in samples])
+        _store(cache, memory, [(keys[p.id][1], scores[p.id]) for p in chunk if p.id in scores])
+        timing = {k: timing[k] + spent[k] for k in timing}
+        bar.update(1)
+    bar.close()
     frames = []
     for p in problems:
         record = {**stored(keys[p.id][0]), **stored(keys[p.id][1])}  # type: ignore[dict-item]
@@ -137,6 +136,31 @@ def _store(cache: ResultCache | None, memory: dict, items: list[tuple[str, dict]
     if cache is not None and items:
         cache.put_many(items)
     memory.update(items)
+
+
+def _pool_chunk(generator, verifier: Verifier, chunk: Sequence[Problem], have: dict[str, dict], n_samples: int,
+                temperature: float, max_new_tokens: int, seed: int, aggregate_how: str) -> tuple[dict, dict, dict]:
+    """One chunk of the pool (a task of ``search.workers.run_tasks``): samples for the questions not in
+    ``have`` (id -> cached graded samples), then scores for every question of the chunk. Returns
+    (id -> graded samples drawn here, id -> scores, timing). Starts from the generator's fresh state, as a
+    search job does (``Generator.forget``)."""
+    forget_history(generator)
+    timing = {"sample_seconds": 0.0, "score_seconds": 0.0, "samples": 0, "generated_tokens": 0}
+    fresh = [p for p in chunk if p.id not in have]
+    drawn: dict[str, dict] = {}
+    if fresh:
+        start = time.perf_counter()
+        samples = generator.sample([p.question for p in fresh], n_samples, temperature=temperature,
+                                   max_new_tokens=max_new_tokens, seed=seed, progress=False)
+        timing["sample_seconds"] = time.perf_counter() - start
+        drawn = {p.id: r for p, r in zip(fresh, _grade(generator, fresh, samples))}
+        timing["samples"] = len(fresh) * n_samples
+        timing["generated_tokens"] = sum(sum(r["generated_tokens"]) for r in drawn.values())
+    graded = [drawn.get(p.id) or have[p.id] for p in chunk]
+    start = time.perf_counter()
+    scores = _score(verifier, chunk, graded, aggregate_how)
+    timing["score_seconds"] = time.perf_counter() - start
+    return drawn, {p.id: r for p, r in zip(chunk, scores)}, timing
 
 
 def _grade(generator, chunk: Sequence[Problem], samples) -> list[dict]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from ttc_lib.storage import key_digest
 
@@ -44,3 +44,19 @@ def content_id(problem: Any) -> str:
     Cache keys carry it beside the id, so an edited question or answer under the same id is new
     work (fresh samples, fresh grades), never served the old results."""
     return key_digest("problem", problem.question, problem.answer)[:16]
+
+
+def first_per_level(problems: Sequence[Any], per_level: int) -> list[Any]:
+    """The first ``per_level`` problems of each level, in their order; ``per_level`` 0 keeps them all.
+    Why: pass@1 by level needs a fixed number per level, not the whole test split (notebook 01)."""
+    if isinstance(per_level, bool) or not isinstance(per_level, int) or per_level < 0:
+        raise ValueError(f"per_level must be an integer >= 0 (0 keeps every problem), got {per_level!r}")
+    if per_level == 0:
+        return list(problems)
+    seen: dict[Any, int] = {}
+    kept = []
+    for p in problems:
+        if seen.get(p.level, 0) < per_level:
+            seen[p.level] = seen.get(p.level, 0) + 1
+            kept.append(p)
+    return kept

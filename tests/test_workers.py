@@ -1,0 +1,85 @@
+"""Work in single-thread worker processes (search.workers): the same pool and the same search rows
+whatever the number of workers, each finished piece cached as it arrives, errors raised here."""
+
+from __future__ import annotations
+
+import zlib
+
+import pandas as pd
+import pytest
+
+from ttc_lib.generation.generator import Generator
+from ttc_lib.search.grid import grid, run_jobs
+from ttc_lib.search.pool import sample_pool
+from ttc_lib.search.workers import check_workers, run_tasks
+from ttc_lib.storage import ResultCache
+from ttc_lib.tasks.steps import split_steps
+
+MAX_NEW = 40
+
+
+class CrcVerifier:
+    """Scores each step by a checksum of its solution (deterministic in any process)."""
+
+    name, num_params, identity = "crc", 10, "crc-1"
+
+    def __init__(self):
+        self.tokens_scored = 0
+
+    def score(self, questions, solutions):
+        self.tokens_scored += sum(len(s) for s in solutions)
+        return [[(zlib.crc32(s.encode()) % 1000) / 1000] * len(split_steps(s)) for s in solutions]
+
+
+def square(x: int, offset: int = 0) -> int:
+    return x * x + offset
+
+
+def fail_on_two(x: int, offset: int = 0) -> int:
+    if x == 2:
+        raise ValueError("task two fails")
+    return x
+
+
+def test_run_tasks_serial_and_in_workers_agree():
+    tasks = [{"x": i} for i in range(5)]
+    serial = dict(run_tasks(square, tasks, {"offset": 1}, workers=1))
+    parallel = dict(run_tasks(square, tasks, {"offset": 1}, workers=2))
+    assert serial == parallel == {i: i * i + 1 for i in range(5)}
+
+
+def test_a_failing_task_is_raised_here():
+    with pytest.raises(ValueError, match="task two fails"):
+        list(run_tasks(fail_on_two, [{"x": i} for i in range(4)], {}, workers=2))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_workers_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        check_workers(bad)
+
+
+@pytest.fixture
+def policy(trained_policy, one_thread):
+    path, problems = trained_policy
+    return Generator.from_pretrained(path, device="cpu"), list(problems)
+
+
+def test_pool_and_search_rows_do_not_depend_on_workers(policy, tmp_path):
+    gen, problems = policy
+    pools, searches = [], []
+    for workers in (1, 2):
+        cache = ResultCache(tmp_path / f"pool{workers}.jsonl")
+        pools.append(sample_pool(gen, CrcVerifier(), problems, 3, max_new_tokens=MAX_NEW, cache=cache,
+                                 rows_per_call=3, progress=False, workers=workers))
+        cache.close()
+        jobs, _ = grid([{"strategy": "beam", "width": 2}, {"strategy": "dvts", "width": 2}], [4], [0, 1])
+        cache = ResultCache(tmp_path / f"search{workers}.jsonl")
+        searches.append(run_jobs(jobs, gen, CrcVerifier(), problems, max_new_tokens=MAX_NEW, cache=cache,
+                                 progress=False, workers=workers))
+        cache.close()
+        assert len(ResultCache(tmp_path / f"search{workers}.jsonl")) == len(jobs)  # every job cached
+    pd.testing.assert_frame_equal(pools[0], pools[1])
+    pd.testing.assert_frame_equal(searches[0], searches[1])
+    assert pools[1].attrs["timing"]["samples"] == 3 * len(problems)
+    assert [s["method"] for s in searches[1].attrs["seconds"]] == [s["method"] for s in searches[0].attrs["seconds"]]

@@ -1,0 +1,80 @@
+"""Independent pieces of work (chunks of the sample pool, search-grid jobs) side by side in
+single-thread worker processes on the local cores.
+
+Why: the models of the embedded world are too small to use two torch threads well, so on a
+2-core machine one process leaves a core idle; two single-thread workers on independent pieces
+run ~2x as fast.
+
+Rules
+-----
+* ``workers <= 1`` (or one task): every task runs here, in order — exactly the serial loop.
+* ``workers > 1``: a spawned pool of ``min(workers, tasks)`` processes (spawn: fork is unsafe
+  with torch threads and inside Jupyter kernels), one torch thread each; each stops when the
+  process that started it dies (``models.parallel_training.exit_with_parent``). The ``models``
+  (e.g. the generator and verifier objects) are pickled once per worker, the tasks are small.
+* Results come back in completion order as ``(task index, result)``: the caller writes each to
+  its result cache as it arrives, so an interrupted run keeps every finished task.
+* A task's result must not depend on the process that ran it: samples are seeded per question
+  and a search job by its own seed, so ``workers`` changes the wall time, never the numbers.
+* Tasks that generate start from a Generator's fresh state (``forget_history``), in every process.
+* ``fn`` must be a module-level function (it is pickled by name); it is called as
+  ``fn(**models, **task)``.
+* An exception in a task is raised here, and the tasks not yet started are cancelled.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterator, Sequence
+
+from ttc_lib.models.parallel_training import exit_with_parent
+
+_MODELS: dict[str, Any] = {}  # set in each worker process by _start_worker
+
+
+def _start_worker(models: dict[str, Any], parent: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    exit_with_parent(parent)
+    _MODELS.update(models)
+
+
+def _call(fn: Callable[..., Any], task: dict[str, Any]) -> Any:
+    return fn(**_MODELS, **task)
+
+
+def forget_history(generator: Any) -> None:
+    """``generator.forget()`` when it has one (``generation.Generator``: its prefix store and decode
+    buffers): a task's result must not depend on the tasks its process ran before."""
+    forget = getattr(generator, "forget", None)
+    if callable(forget):
+        forget()
+
+
+def check_workers(workers: Any) -> int:
+    """``workers`` as an int >= 1, or a ValueError naming the parameter."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1 (1 runs everything in this process), got {workers!r}")
+    return workers
+
+
+def run_tasks(fn: Callable[..., Any], tasks: Sequence[dict[str, Any]], models: dict[str, Any],
+              workers: int = 1) -> Iterator[tuple[int, Any]]:
+    """Yield ``(index, fn(**models, **tasks[index]))`` for every task (module rules)."""
+    workers = check_workers(workers)
+    if workers == 1 or len(tasks) <= 1:
+        for i, task in enumerate(tasks):
+            yield i, fn(**models, **task)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=mp.get_context("spawn"),
+                               initializer=_start_worker, initargs=(models, os.getpid()))
+    try:
+        futures = {pool.submit(_call, fn, task): i for i, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
