@@ -163,53 +163,6 @@ def test_log_interpolation_by_hand():
     assert efficiency.matching_cost([1, 2, 4, 8], [0.1, 0.5, 0.3, 0.5], 0.5) == (2.0, "")
 
 
-def test_efficiency_ratio_by_hand():
-    baseline = pd.DataFrame({"budget": [4, 16], "accuracy": [0.3, 0.5]})
-    envelope = pd.DataFrame({"budget": [1, 4, 16], "accuracy": [0.2, 0.4, 0.6]})
-    ratio = efficiency.efficiency_ratio(baseline, envelope)
-    assert ratio.ratio.tolist() == pytest.approx([4 / 2, 16 / 8])
-
-
-def test_efficiency_ratio_of_a_curve_against_itself_is_one():
-    curve = pd.DataFrame({"budget": [1, 2, 4, 8, 16, 64], "accuracy": [0.11, 0.2, 0.33, 0.4, 0.52, 0.61]})
-    ratio = efficiency.efficiency_ratio(curve, curve)
-    assert (ratio.ratio == 1.0).all() and (ratio.flag == "").all()
-
-
-def test_efficiency_ratios_of_the_baseline_alone_are_one_in_generations_and_flops():
-    """An envelope whose only candidate is the baseline reproduces it: ratio exactly 1."""
-    questions = [f"q{i}" for i in range(10)]
-    rows = [("best_of_n", {"selection": "weighted"}, n, 0, q, i < k, 50.0 * n + 3)
-            for n, k in ((1, 2), (2, 4), (4, 5), (8, 7)) for i, q in enumerate(questions)]
-    table = rt.attach_bins(rt.per_question(results(rows)), bins_for(questions, {q: 1 + i % 2 for i, q in
-                                                                                enumerate(questions)}))
-    env = co.cross_validated_envelope(table, n_splits=4)
-    base = efficiency.baseline_curve(table, questions=questions)
-    ratios = efficiency.efficiency_ratios(base, env)
-    assert set(ratios.unit) == {"budget", "flops"} and len(ratios) == 4 * 2 * 4
-    assert (ratios.ratio == 1.0).all()
-    summary = efficiency.ratio_at(ratios, efficiency.largest_common_budget(base, env))
-    assert summary["mean"] == 1.0 and summary["std"] == 0.0 and summary["budget"] == 8
-
-
-def test_efficiency_ratio_of_a_better_envelope():
-    """beam at N reaches what best-of-N reaches at 4N: ratio 4 at the shared budgets it can match."""
-    questions = [f"q{i}" for i in range(8)]
-    acc = {1: 1, 2: 2, 4: 3, 8: 4, 16: 5}  # best-of-N: questions right at budget N
-    rows = []
-    for n in acc:
-        for i, q in enumerate(questions):
-            rows.append(("best_of_n", {"selection": "weighted"}, n, 0, q, i < acc[n]))
-            rows.append(("beam", {"width": 2}, n, 0, q, i < acc.get(4 * n, 7)))
-    table = rt.attach_bins(rt.per_question(results(rows)), bins_for(questions, {q: 1 for q in questions}))
-    env = co.cross_validated_envelope(table, n_splits=2)
-    ratios = efficiency.efficiency_ratios(efficiency.baseline_curve(table), env)
-    by_budget = ratios[(ratios.unit == "budget") & (ratios.split == 0)].set_index("budget")
-    assert by_budget.ratio.loc[16] == pytest.approx(4.0) and by_budget.ratio.loc[4] == pytest.approx(4.0)
-    assert by_budget.flag.loc[1] == "lower_bound_ratio"  # beam at 1 already beats best-of-1
-    assert efficiency.ratio_at(ratios, 16)["mean"] == pytest.approx(4.0)
-
-
 # --------------------------------------------------------------------------------- policy
 def test_difficulty_thresholds_reproduce_the_predicted_bins():
     rng = np.random.default_rng(0)
@@ -247,17 +200,6 @@ def test_fit_policy_choices_per_predicted_bin():
     assert policy.choices[2][2].fitted_accuracy == 1.0
     assert policy.meta["questions"] == 8
     assert policy.bin_of(0.9) == 1 and policy.bin_of(0.2) == 2
-
-
-def test_an_envelope_below_the_baseline_reads_the_exchange_the_other_way():
-    baseline = pd.DataFrame({"budget": [1, 4, 16], "accuracy": [0.2, 0.4, 0.6]})
-    envelope = pd.DataFrame({"budget": [1, 4, 16], "accuracy": [0.2, 0.4, 0.5]})
-    ratio = efficiency.efficiency_ratio(baseline, envelope).set_index("budget")
-    # the envelope's 0.5 at 16 is what the baseline reaches at 8 (log-midpoint of 4 and 16): 8 / 16
-    assert ratio.ratio.loc[16] == pytest.approx(0.5) and ratio.flag.loc[16] == "envelope_below"
-    assert ratio.ratio.loc[4] == 1.0 and ratio.ratio.loc[1] == 1.0
-    beyond = efficiency.efficiency_ratio(pd.DataFrame({"budget": [32], "accuracy": [0.9]}), envelope)
-    assert math.isnan(beyond.ratio.iloc[0]) and beyond.flag.iloc[0] == "not_reached"
 
 
 def test_a_bin_of_one_question_is_scored_by_a_choice_made_on_the_other_questions():

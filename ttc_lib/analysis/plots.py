@@ -219,21 +219,3 @@ def figure8_revisions(revisions: pd.DataFrame, parallel: pd.DataFrame, baseline:
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def efficiency_ratio_curves(ratio_table: pd.DataFrame, paper_ratio: float = 4.0):
-    """The efficiency ratio (mean over splits) against the baseline budget, in generations and in
-    FLOPs, one line per (envelope, bin kind); lines at 1 (no saving) and at the paper's ratio."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
-    means = ratio_table.groupby(["envelope", "bins", "unit", "budget"]).ratio.mean().reset_index()
-    for ax, unit in zip(axes, ("budget", "flops")):
-        for (kind, bin_kind), g in means[means.unit == unit].groupby(["envelope", "bins"]):
-            ax.plot(g.budget, g.ratio, marker="o", ls="-" if bin_kind == "oracle" else "--", label=f"{kind} / {bin_kind}")
-        ax.axhline(1, color="grey", lw=0.8)
-        ax.axhline(paper_ratio, color="grey", lw=0.8, ls=":")
-        ax.set(xscale="log", xlabel="best-of-N budget N", ylabel="efficiency ratio",
-               title=f"in {'generations' if unit == 'budget' else 'FLOPs'}")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-

@@ -139,15 +139,12 @@ def _run_loop(model: Any, data: list, pad_id: int, config: TrainConfig, schedule
               desc: str) -> dict:
     """The optimisation loop, resuming from ``rdir`` when it holds state for this fingerprint."""
     import torch
-    import torch.nn.functional as F
     from tqdm.auto import tqdm
 
     model.to(device).train()
     use_bf16 = _resolve_bf16(config.bf16, device)
     params = list(model.parameters())  # shared (tied) tensors appear once
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.beta2))
+    opt = build_optimizer(params, config)
     torch.manual_seed(config.seed)
     step, tokens, wall, curve, recent = 0, 0, 0.0, [], []
     state_file = rdir / "state.pt"
@@ -168,19 +165,7 @@ def _run_loop(model: Any, data: list, pad_id: int, config: TrainConfig, schedule
     window = max(1, config.log_every or 50)
     while step < config.steps:
         rows = [data[i] for i in schedule[step]]
-        input_ids, labels = collate(rows, pad_id)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, config)
-        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16):
-            logits = model(input_ids=input_ids.to(device)).logits
-        # next-token loss, averaged over the target tokens of the whole batch
-        loss = F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten().to(device),
-                               ignore_index=IGNORE_INDEX)
-        loss.backward()
-        if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        loss = train_step(model, opt, params, rows, pad_id, lr_at(step, config), config.grad_clip, device, use_bf16)
         step += 1
         tokens += sum(len(ids) for ids, _ in rows)  # non-pad tokens: the D of 6·N·D
         recent = (recent + [loss.item()])[-window:]
@@ -201,6 +186,40 @@ def _run_loop(model: Any, data: list, pad_id: int, config: TrainConfig, schedule
     model.eval()
     return {"tokens": tokens, "wall_seconds": time.perf_counter() - t0, "bf16": use_bf16,
             "final_loss": round(sum(recent) / len(recent), 5), "loss_curve": curve}
+
+
+def build_optimizer(params: list, config: TrainConfig) -> Any:
+    """AdamW over ``params`` (a model's parameters, each once) with weight decay on matrices only."""
+    import torch
+
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.beta2))
+
+
+def train_step(model: Any, opt: Any, params: list, rows: list[tuple[list[int], int]], pad_id: int, lr: float,
+               grad_clip: float, device: str, bf16: bool) -> Any:
+    """One optimizer step on ``rows`` ((token ids, prompt length), one problem per row) at learning
+    rate ``lr``, gradients clipped to ``grad_clip`` over ``params`` (0: no clipping), the forward
+    pass under bf16 autocast when ``bf16``; returns the loss tensor: next-token cross-entropy
+    averaged over the target tokens of the whole batch. The loop's step, also timed alone by
+    benchmarks/training.py."""
+    import torch
+    import torch.nn.functional as F
+
+    input_ids, labels = collate(rows, pad_id)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+        logits = model(input_ids=input_ids.to(device)).logits
+    loss = F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten().to(device),
+                           ignore_index=IGNORE_INDEX)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss
 
 
 def _resolve_bf16(flag: bool | str, device: str) -> bool:
