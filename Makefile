@@ -27,7 +27,7 @@ OVERRIDES := $(foreach s,$(SET),--set $(s)) $(if $(GENERATOR),--set generator=$(
              $(if $(DATA),--set source=$(DATA)) $(if $(VERIFIER),--set verifier=$(VERIFIER))
 TEST_RUNS := $(CURDIR)/build/test-runs
 
-.PHONY: run test unit lint lab install clean benchmarks record $(STAGES)
+.PHONY: run test unit lint lab install clean benchmarks record publish $(STAGES)
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ run: $(STAMP)
 
 $(STAGES): $(STAMP)
 	$(PY) -m ttc_lib.pipeline run --profile $(PROFILE) --stages $@ $(OVERRIDES)
+
+# a finished run into docs/results/$(PROFILE): figures, executed notebooks, timings, a README from its summaries
+publish: $(STAMP)
+	$(PY) -m ttc_lib.pipeline publish $(PROFILE)
 
 test: $(STAMP)
 	rm -rf $(TEST_RUNS)

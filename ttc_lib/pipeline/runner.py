@@ -42,6 +42,7 @@ import yaml
 
 from ttc_lib.pipeline.compare_runs import compare_summaries
 from ttc_lib.pipeline.parameter_ranges import Range, combination_problem, notebook_ranges
+from ttc_lib.pipeline.publish import main_text, publish, results_folder
 from ttc_lib.pipeline.run_lock import RunLocked, run_lock
 from ttc_lib.pipeline.runs import STAGES, notebook_parameters, notebook_path, project_root, runs_root
 from ttc_lib.storage import write_json
@@ -248,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     compare_p.add_argument("first")
     compare_p.add_argument("second")
     compare_p.add_argument("--profile", default="ci")
+    publish_p = sub.add_parser("publish", help="copy a finished run's figures, notebooks and timings into "
+                                               "docs/results/<profile> with a README made from its summaries")
+    publish_p.add_argument("profile")
+    publish_p.add_argument("--out", help="results folder (default: docs/results/<profile>)")
+    publish_p.add_argument("--build", help="executed notebooks and timings.json (default: build/<profile>)")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -261,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
                 for line in differences[:20]:
                     print("   ", line)
             return 1 if any(report.values()) else 0
+        elif args.command == "publish":
+            report = publish(args.profile, args.out, args.build)
+            print(main_text(report, Path(args.out) if args.out else results_folder(args.profile)))
         else:
             names = args.profiles or sorted(p.stem for p in (project_root() / "params").glob("*.yaml"))
             for name in names:
