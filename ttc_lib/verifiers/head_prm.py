@@ -23,11 +23,10 @@ Rules
   folder already holding the same fingerprint (backbone, data, config, name) is returned as is.
 Layout: the model and save/load here; ``train_head_prm``, the config, loss and training loop in
 ``head_prm_training``; input checks, splits and batching in ``head_prm_data``.
-On a ~1M backbone this head tends to learn question difficulty, not step correctness, which a
-global AUROC does not show: always report within-question AUROC (metrics.within_question_auroc).
-In the cpu reference run the heads reach within-question .63 (policy backbone) and .66 (verifier
-backbone) against the likelihood PRM's .952 (docs/results/cpu/README.md, section 02,
-`make 02_train_verifier PROFILE=cpu`).
+On a ~1M backbone this head tends to learn question difficulty and step position, not step
+correctness, which neither a global nor a within-question AUROC shows: judge it by the same-step
+AUROC (analysis.auroc.same_step_auroc: groups = question x step index), as notebook 02 does; its
+measured data curve against the likelihood PRM is in docs/verifiers.md.
 """
 
 from __future__ import annotations

@@ -3,10 +3,9 @@
 Why: a scalar PRM head on a ~1M backbone tends to learn question difficulty, not step correctness
 (see head_prm). What works better is reading the token probabilities a stronger model (the
 policy's architecture trained longer) gives to the policy's steps, calibrated by a tiny logistic
-regression on Monte-Carlo labels: the backbone must know more than the policy. The cpu reference
-run measures both (docs/results/cpu/README.md, section 02, `make 02_train_verifier PROFILE=cpu`):
-within-question step AUROC .952 with the verifier backbone, .948 with the policy's OWN
-probabilities, .63-.66 for the trained heads.
+regression on Monte-Carlo labels: the backbone must know more than the policy. Notebook 02 measures
+both kinds side by side, by the same-step AUROC that position cannot game (the cpu reference run:
+docs/results/cpu/README.md, section 02; the trained head's data curve: docs/verifiers.md).
 
 Rules
 -----
