@@ -9,7 +9,8 @@ Sources:
 * anything else: a Hugging Face dataset, a local directory or a hub id ("owner/name").
   Options: ``split`` (default "test"), ``cache_dir``.
 
-Owns: problem, arithmetic (the synthetic world and its first-wrong-step oracle), math_dataset,
+Owns: problem, arithmetic (the synthetic world and its first-wrong-step oracle), slips (its attempts
+with slips, for revision rows), math_dataset,
 store, steps (the step contract), prompts, grading. May import: ``ttc_lib.storage`` only.
 """
 

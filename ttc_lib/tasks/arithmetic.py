@@ -246,6 +246,12 @@ def _reference(question: str) -> tuple[tuple[int, str, int, int], ...]:
     return tuple(steps)
 
 
+def reference_steps(question: str) -> tuple[tuple[int, str, int, int], ...]:
+    """The correct steps of an arithmetic-world question: (left, op, operand, result) each, op in
+    "+", "-", "*". Raises ValueError for a question not from this world."""
+    return _reference(question)
+
+
 def first_wrong_step(problem: Problem, solution: str) -> int | None:
     """Index into ``split_steps(solution)`` of the first step off a correct derivation.
 
