@@ -34,7 +34,6 @@ import statistics
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import torch
@@ -45,7 +44,7 @@ from ttc_lib.generation import kv_cache  # noqa: E402
 from ttc_lib.generation.generator import Generator  # noqa: E402
 from ttc_lib.generation.pass_at_1 import max_new_tokens_for  # noqa: E402
 from ttc_lib.search import run_strategy  # noqa: E402
-from ttc_lib.tasks.steps import join_steps, split_steps  # noqa: E402
+from ttc_lib.verifiers.hash_verifier import HashVerifier  # noqa: E402
 
 SMALL = kv_cache.SMALL_PRODUCT  # the engine's threshold (base)
 
@@ -65,25 +64,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--own", type=int, default=16, help="own tokens up to which the microbenchmark goes")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is robust on a shared machine)")
     return p.parse_args()
-
-
-class HashVerifier:
-    """Step scores from a hash of (question, solution up to the step): no model, so it costs
-    nothing next to the Generator and scores a text the same whatever else is in the batch."""
-
-    name, num_params, identity = "hash", 1000, "hash"
-
-    def __init__(self) -> None:
-        self.tokens_scored = 0
-
-    def score(self, questions, solutions):
-        out = []
-        for q, s in zip(questions, solutions):
-            steps = split_steps(s)
-            self.tokens_scored += len(q) + len(s)
-            out.append([zlib.crc32(f"{q}|{join_steps(steps[:i + 1])}".encode()) % 1000 / 1000
-                        for i in range(len(steps))])
-        return out
 
 
 def policy(args: argparse.Namespace, problems: list) -> Generator:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import zlib
 
 import pandas as pd
 import pytest
@@ -28,27 +27,13 @@ from ttc_lib.search.grid import grid, run_jobs
 from ttc_lib.search.pool import sample_pool
 from ttc_lib.storage import ResultCache
 from ttc_lib.tasks.grading import grade_answer
-from ttc_lib.tasks.steps import split_steps
+from ttc_lib.verifiers.hash_verifier import HashVerifier
 from ttc_lib.verifiers.labelling import LabelConfig, label_solutions
 
 MAX_NEW = 40
 POLICY = Policy(thresholds=(0.5,), higher_is_easier=True, probe_samples=1,
                 choices={1: {2: Choice("best_of_n", {"selection": "weighted"})},
                          2: {2: Choice("best_of_n", {"selection": "majority"})}})
-
-
-class HashVerifier:
-    """Scores each step by a hash of (salt, solution); counts its calls. Two of them share a name."""
-
-    name, num_params = "hash", 10
-
-    def __init__(self, identity: str = "hash-1", salt: str = ""):
-        self.identity, self.salt, self.tokens_scored, self.calls = identity, salt, 0, 0
-
-    def score(self, questions, solutions):
-        self.calls += 1
-        self.tokens_scored += sum(len(s) for s in solutions)
-        return [[(zlib.crc32(f"{self.salt}{s}".encode()) % 1000) / 1000] * len(split_steps(s)) for s in solutions]
 
 
 def load(path) -> Generator:

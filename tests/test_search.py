@@ -4,7 +4,6 @@ determinism, the cost ledger and the results table (tiny model trained in the te
 from __future__ import annotations
 
 import math
-import zlib
 
 import pandas as pd
 import pytest
@@ -17,28 +16,9 @@ from ttc_lib.search import beam as beam_mod, common
 from ttc_lib.search.best_of_n import from_pool
 from ttc_lib.search.common import RESULT_COLUMNS, SearchResult, results_table
 from ttc_lib.tasks.prompts import format_prompt
-from ttc_lib.tasks.steps import join_steps, split_steps
+from ttc_lib.verifiers.hash_verifier import HashVerifier
 
 MAX_NEW = 48
-
-
-class HashVerifier:
-    """A fake PRM: each step's score is a hash of (question, solution up to that step), so a text
-    always gets the same scores whatever else is in the batch; counts characters as tokens."""
-
-    name, num_params = "hash", 1000
-
-    def __init__(self) -> None:
-        self.tokens_scored = 0
-
-    def score(self, questions, solutions):
-        out = []
-        for q, s in zip(questions, solutions):
-            steps = split_steps(s)
-            self.tokens_scored += len(q) + len(s)
-            out.append([zlib.crc32(f"{q}|{join_steps(steps[:i + 1])}".encode()) % 1000 / 1000
-                        for i in range(len(steps))])
-        return out
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ whatever the number of workers, each finished piece cached as it arrives, errors
 
 from __future__ import annotations
 
-import zlib
-
 import pandas as pd
 import pytest
 
@@ -13,22 +11,9 @@ from ttc_lib.search.grid import grid, run_jobs
 from ttc_lib.search.pool import sample_pool
 from ttc_lib.search.workers import check_workers, run_tasks
 from ttc_lib.storage import ResultCache
-from ttc_lib.tasks.steps import split_steps
+from ttc_lib.verifiers.hash_verifier import HashVerifier
 
 MAX_NEW = 40
-
-
-class CrcVerifier:
-    """Scores each step by a checksum of its solution (deterministic in any process)."""
-
-    name, num_params, identity = "crc", 10, "crc-1"
-
-    def __init__(self):
-        self.tokens_scored = 0
-
-    def score(self, questions, solutions):
-        self.tokens_scored += sum(len(s) for s in solutions)
-        return [[(zlib.crc32(s.encode()) % 1000) / 1000] * len(split_steps(s)) for s in solutions]
 
 
 def square(x: int, offset: int = 0) -> int:
@@ -70,12 +55,12 @@ def test_pool_and_search_rows_do_not_depend_on_workers(policy, tmp_path):
     pools, searches = [], []
     for workers in (1, 2):
         cache = ResultCache(tmp_path / f"pool{workers}.jsonl")
-        pools.append(sample_pool(gen, CrcVerifier(), problems, 3, max_new_tokens=MAX_NEW, cache=cache,
+        pools.append(sample_pool(gen, HashVerifier(), problems, 3, max_new_tokens=MAX_NEW, cache=cache,
                                  rows_per_call=3, progress=False, workers=workers))
         cache.close()
         jobs, _ = grid([{"strategy": "beam", "width": 2}, {"strategy": "dvts", "width": 2}], [4], [0, 1])
         cache = ResultCache(tmp_path / f"search{workers}.jsonl")
-        searches.append(run_jobs(jobs, gen, CrcVerifier(), problems, max_new_tokens=MAX_NEW, cache=cache,
+        searches.append(run_jobs(jobs, gen, HashVerifier(), problems, max_new_tokens=MAX_NEW, cache=cache,
                                  progress=False, workers=workers))
         cache.close()
         assert len(ResultCache(tmp_path / f"search{workers}.jsonl")) == len(jobs)  # every job cached

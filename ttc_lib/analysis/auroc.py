@@ -38,6 +38,8 @@ from typing import Hashable, Sequence
 import numpy as np
 import pandas as pd
 
+from ttc_lib.analysis.uncertainty import resample_index
+
 
 def _prepare(scores: Sequence[float], labels: Sequence) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores, dtype=float).ravel()
@@ -148,7 +150,7 @@ def grouped_auroc_interval(per_group: pd.Series, group_questions: Sequence[Hasha
     codes, uniques = pd.factorize(pd.Index(pd.Series(list(group_questions), dtype=object)), sort=True)
     deviation = np.bincount(codes, weights=values - estimate, minlength=len(uniques))
     count = np.bincount(codes, minlength=len(uniques)).astype(float)
-    index = np.random.default_rng(seed).integers(0, len(uniques), size=(n_boot, len(uniques)))
+    index = resample_index(None, len(uniques), n_boot, seed)
     replicates = estimate + deviation[index].sum(axis=1) / count[index].sum(axis=1)
     low, high = np.quantile(replicates, [(1 - level) / 2, (1 + level) / 2])
     return {"estimate": estimate, "ci_low": float(low), "ci_high": float(high), "n_questions": int(len(uniques))}

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from ttc_lib.analysis.ratio_curve import TOL, ratio_curve
-from ttc_lib.analysis.uncertainty import MIN_BOOT
+from ttc_lib.analysis.uncertainty import MIN_BOOT, resample_index
 
 LEVEL = 0.95
 COSTS = ("budget", "total_flops")
@@ -104,14 +104,9 @@ def resample_counts(strata: Sequence, n_boot: int, seed: int) -> np.ndarray:
     n = len(strata)
     if n == 0:
         raise ValueError("no questions to resample")
-    rng = np.random.default_rng(seed)
-    counts = np.zeros(n_boot * n)
+    index = resample_index(strata, n, n_boot, seed)  # the draws of uncertainty's bootstrap
     offsets = np.arange(n_boot)[:, None] * n
-    for stratum in np.unique(strata):  # sorted, as uncertainty draws them
-        members = np.flatnonzero(strata == stratum)
-        draws = members[rng.integers(0, len(members), size=(n_boot, len(members)))]
-        counts += np.bincount((offsets + draws).ravel(), minlength=n_boot * n)
-    return counts.reshape(n_boot, n)
+    return np.bincount((offsets + index).ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
 
 
 def replicate_means(values: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -83,9 +83,10 @@ def _per_question(table: pd.DataFrame, value: str, bin_column: str | None, name:
     return out
 
 
-def _index_matrix(strata: np.ndarray | None, n: int, n_boot: int, seed: int) -> np.ndarray:
+def resample_index(strata: np.ndarray | None, n: int, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, n) indices into the questions: resampled with replacement, within each stratum
-    (stratum values sorted) when ``strata`` is given, so each replicate keeps the stratum counts."""
+    (stratum values sorted) when ``strata`` is given, so each replicate keeps the stratum counts.
+    The one source of bootstrap draws (``ratio_bootstrap`` and ``auroc`` draw here too)."""
     rng = np.random.default_rng(seed)
     if strata is None:
         return rng.integers(0, n, size=(n_boot, n))
@@ -120,7 +121,7 @@ def bootstrap_replicates(table: pd.DataFrame, value: str = "correct", *, bin_col
     bootstrap distribution; not JSON: summaries take ``bootstrap_mean``'s dict)."""
     _check_options(n_boot, 0.95, seed)
     questions = _per_question(table, value, bin_column)
-    index = _index_matrix(_strata(questions, bin_column), len(questions), n_boot, seed)
+    index = resample_index(_strata(questions, bin_column), len(questions), n_boot, seed)
     return _replicates(questions[value].to_numpy(dtype=float), index)[1]
 
 
@@ -134,7 +135,7 @@ def bootstrap_mean(table: pd.DataFrame, value: str = "correct", *, bin_column: s
     as plain floats/int."""
     _check_options(n_boot, level, seed)
     questions = _per_question(table, value, bin_column)
-    index = _index_matrix(_strata(questions, bin_column), len(questions), n_boot, seed)
+    index = resample_index(_strata(questions, bin_column), len(questions), n_boot, seed)
     estimate, reps = _replicates(questions[value].to_numpy(dtype=float), index)
     return _summary(estimate, reps, len(questions), level)
 
@@ -166,7 +167,7 @@ def bootstrap_difference(a: pd.DataFrame, b: pd.DataFrame, value: str = "correct
             raise ValueError(f"a and b put {int(differ.sum())} shared question(s) in different "
                              f"{bin_column!r}, e.g. {shared[differ][:3].tolist()}")
     diff = qa[value].to_numpy(dtype=float) - qb[value].to_numpy(dtype=float)
-    index = _index_matrix(_strata(qa, bin_column), len(shared), n_boot, seed)
+    index = resample_index(_strata(qa, bin_column), len(shared), n_boot, seed)
     estimate, reps = _replicates(diff, index)
     out = _summary(estimate, reps, len(shared), level)
     out.update(mean_a=float(qa[value].mean()), mean_b=float(qb[value].mean()), only_a=int(only_a), only_b=int(only_b))
@@ -205,7 +206,7 @@ def bootstrap_ratio(table: pd.DataFrame, numerator: str, denominator: str, *, bi
     if dens.sum() == 0:
         return {"estimate": None, "ci_low": None, "ci_high": None, "n_questions": n,
                 "reason": f"the denominator {denominator!r} is 0 on every question"}
-    index = _index_matrix(_strata(nums, bin_column), n, n_boot, seed)
+    index = resample_index(_strata(nums, bin_column), n, n_boot, seed)
     top, bottom = nums[numerator].to_numpy(float)[index].mean(axis=1), dens.to_numpy(float)[index].mean(axis=1)
     empty = bottom == 0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -249,7 +250,7 @@ def bootstrap_curve(table: pd.DataFrame, x: str = "budget", value: str = "correc
     questions = _per_question(table, value, bin_column)
     if not questions.index.equals(grid.index):  # both sorted by question_id: row i is one question
         raise RuntimeError("internal: per-question bins and the x grid list different questions")
-    index = _index_matrix(_strata(questions, bin_column), len(grid), n_boot, seed)
+    index = resample_index(_strata(questions, bin_column), len(grid), n_boot, seed)
     rows = []
     for point in grid.columns:
         estimate, reps = _replicates(grid[point].to_numpy(dtype=float), index)
