@@ -261,7 +261,10 @@ def bootstrap_curve(table: pd.DataFrame, x: str = "budget", value: str = "correc
 
 def interval(estimate: dict, digits: int = 2) -> str:
     """"0.62 [0.55, 0.69], 120 questions" from a ``bootstrap_mean``/``bootstrap_difference`` dict
-    (or a curve row); a difference also names the questions left out, if any."""
+    (or a curve row); a difference also names the questions left out, if any. An undefined interval
+    (``estimate`` None, with its ``reason``) reads "undefined (reason)"."""
+    if estimate.get("estimate", 0) is None:
+        return f"undefined ({estimate.get('reason', 'no reason given')})"
     for key in ("estimate", "ci_low", "ci_high", "n_questions"):
         if key not in estimate:
             raise ValueError(f"interval() needs key {key!r}, got {sorted(estimate)}")

@@ -29,7 +29,7 @@ from ttc_lib.analysis.auroc import (
     within_question_auroc,
     within_question_auroc_ci,
 )
-from ttc_lib.analysis.uncertainty import bootstrap_difference
+from ttc_lib.analysis.uncertainty import bootstrap_difference, interval
 from ttc_lib.search.selection import aggregate
 from ttc_lib.tasks.grading import extract_answer
 from ttc_lib.tasks.problem import Problem
@@ -126,17 +126,9 @@ def quality_intervals(tables: dict[str, pd.DataFrame], *, n_boot: int = 2000, se
                                          for n, t in tables.items()}}
 
 
-def interval_text(value: dict, digits: int = 3) -> str:
-    """"0.612 [0.55, 0.67]" or "undefined (reason)" for an interval dict."""
-    if value.get("estimate") is None:
-        return f"undefined ({value.get('reason', 'no reason given')})"
-    return (f"{value['estimate']:.{digits}f} [{value['ci_low']:.{digits}f}, {value['ci_high']:.{digits}f}], "
-            f"{value['n_questions']} q")
-
-
 def interval_table(columns: dict[str, dict[str, dict]]) -> pd.DataFrame:
     """Rows = verifiers, one text column per interval dict (e.g. same-step and within-question AUROC)."""
-    return pd.DataFrame({col: {name: interval_text(v) for name, v in values.items()} for col, values in columns.items()})
+    return pd.DataFrame({col: {name: interval(v, 3) for name, v in values.items()} for col, values in columns.items()})
 
 
 def method_columns(verifier: str) -> dict[str, str]:
