@@ -52,6 +52,8 @@ def summaries_with(value_of) -> dict:
     for claim in CLAIMS:
         decoy = {**on_side(claim, "other"), "n_questions": 7}
         _put(summaries.setdefault(claim.stage, {}), list(claim.path), value_of(claim), decoy)
+        if claim.requires:
+            _put(summaries[claim.stage], list(claim.requires), True, False)
     return summaries
 
 
@@ -97,7 +99,7 @@ def test_missing_stages_and_keys_are_not_measured_with_the_reason():
     old = {"04_search": {"accuracy": {}}, "05_revisions": {"skipped": "no training data"},
            "06_compute_optimal": {"efficiency_ratio_summary": {"search": 4.2}, "skipped": {"revisions": "no 05"},
                                   "predicted_vs_oracle": {"16": 0.01}},
-           "07_ttc_vs_pretraining": {"exchange_ci": {"1": {"0.16": iv(0.3, 0.1)}}}}
+           "07_ttc_vs_pretraining": {"exchange_ci": {"1": {"0.16": iv(0.3, 0.1)}}, "same_recipe": True}}
     rows = {r["name"]: r for r in claims_table(old)}
     assert set(r["verdict"] for r in rows.values()) == {"not measured"}
     assert "no key 'differences'" in rows["beam>bon at N=4"]["note"] and "accuracy" in rows["beam>bon at N=4"]["note"]
@@ -107,6 +109,20 @@ def test_missing_stages_and_keys_are_not_measured_with_the_reason():
     assert "not an interval" in rows["predicted ≈ oracle bins"]["note"]
     assert "malformed interval" in rows["ttc>larger model bin 1"]["note"]
     assert rows["ttc>larger model bin 1"]["source"] == "07_ttc_vs_pretraining: exchange_ci/1/0.16"
+
+
+def test_an_exchange_between_two_recipes_is_not_a_finding():
+    summaries = summaries_with(lambda claim: on_side(claim, "paper"))
+    summaries["07_ttc_vs_pretraining"].update(same_recipe=False, recipe_differences=["tokens: policy 5 vs large 3"])
+    rows = {r["name"]: r for r in claims_table(summaries)}
+    exchange = [r for name, r in rows.items() if r["source"].startswith("07_")]
+    assert len(exchange) == 5  # one per difficulty bin
+    assert all(r["verdict"] == "not measured" and "same_recipe is False: not a finding (tokens: policy 5 vs large 3)"
+               == r["note"] for r in exchange)
+    del summaries["07_ttc_vs_pretraining"]["same_recipe"]  # a run before the recipe check
+    assert all(r["verdict"] == "not measured" and "no key 'same_recipe'" in r["note"]
+               for r in claims_table(summaries) if r["source"].startswith("07_"))
+    assert all(r["verdict"] == "reproduces" for r in rows.values() if not r["source"].startswith("07_"))
 
 
 def test_markdown_lists_every_claim_with_the_rule_and_the_summary_is_strict_json(tmp_path):

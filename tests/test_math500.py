@@ -17,7 +17,8 @@ STAGES = ["00_data", "01_train_generator", "02_train_verifier", "03_difficulty_b
 TINY = ["n_test=0", "max_new_tokens=24", "eval_samples=1", "n_samples=4", "per_bin=1", "pool_budgets=[1,2,4]",
         "n_subsets=2", "search_budgets=[2]", "headline_per_bin=0", "headline_budgets=[2]", 'search_specs=[{"strategy": "beam", "width": 2, "lookahead": 0}]',
         "n_seeds=1", "n_splits=2", "solve_budgets=[2]", "solve_questions=2", "torch_threads=1",
-        "publish_claims=false"]  # a test run never writes docs/results/math500/claims.md
+        "publish_claims=false",  # a test run never writes docs/results/math500/claims.md
+        "allow_cpu=true"]  # math500 requires_gpu: the tests run it on CPU
 
 
 def tiny_qwen2(path: Path) -> Path:

@@ -26,7 +26,7 @@ def test_notebooks_are_the_stages_in_order():
 def test_every_profile_key_is_a_notebook_parameter(profile_path):
     raw = yaml.safe_load(profile_path.read_text())
     declared = {p.stem: notebook_parameters(p) for p in NOTEBOOKS}
-    for key in raw.get("common") or {}:
+    for key in set(raw.get("common") or {}) - set(pipeline.RUN_SETTINGS):  # run settings: no notebook's
         for stem, params in declared.items():
             assert key in params, f"{profile_path.name}: common key {key!r} missing from {stem}.ipynb"
     for section, values in raw.items():

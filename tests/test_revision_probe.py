@@ -25,7 +25,7 @@ class ContextShy:
         self.prompts += list(questions)
         out = []
         for q in questions:
-            answer = next(a for text, a in ANSWERS.items() if q.endswith(text))
+            answer = next(a for text, a in ANSWERS.items() if q.startswith(text))
             right = REVISION_ATTEMPT not in q
             out.append([Sample(f"x\n\\boxed{{{answer if right else 999}}}", 4, "end") for _ in range(n)])
         return out

@@ -146,12 +146,12 @@ def test_training_loss_is_on_the_target_only(tiny_tokenizer):
     assert all(t == IGNORE_INDEX for t in labels[0, :n_prompt].tolist())
 
 
-def test_revision_format_puts_the_question_right_before_the_solution():
+def test_revision_format_puts_the_question_first_then_the_attempts():
     question = PROBLEMS[0].question
     text = format_prompt(revision_question(question, (WRONG[0], WRONG[1])))
-    # the attempts, oldest first, each after an "Attempt:" line; then the mark; the question last
-    assert text.index(WRONG[0]) < text.index(WRONG[1]) < text.index("Revision:") < text.index(question)
-    assert text.endswith(question + "\n") and text.count("Attempt:") == 2
+    # the question; the attempts, oldest first, each after an "Attempt:" line; the mark; the question again
+    assert text.startswith(question) and text.index(WRONG[0]) < text.index(WRONG[1]) < text.index("Revision:")
+    assert text.endswith("Revision:\n" + question + "\n") and text.count("Attempt:") == 2
     assert revision_question(question, ()) == question  # no attempts: the bare question
 
 

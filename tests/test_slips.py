@@ -9,6 +9,7 @@ import re
 import pytest
 
 from ttc_lib.tasks import ArithmeticWorld, first_wrong_step, make_splits
+from ttc_lib.tasks.problem import Problem
 from ttc_lib.tasks.slips import SLIPS, attempts_for, slipped_attempt
 from ttc_lib.tasks.steps import split_steps
 
@@ -64,9 +65,20 @@ def test_guards():
     with pytest.raises(ValueError, match="slip must be one of"):
         slipped_attempt(problem, "typo", 0, random.Random(0))
     with pytest.raises(ValueError, match="at must be an operation step 0..0"):
-        slipped_attempt(problem, "wrong_result", 1, random.Random(0))
+        slipped_attempt(problem, "wrong_operand", 1, random.Random(0))  # 0 times any operand is 0
     with pytest.raises(ValueError, match="one operation"):
         slipped_attempt(problem, "skipped_step", 0, random.Random(0))
     with pytest.raises(ValueError, match="k must be a positive integer"):
         attempts_for(problem, 0, random.Random(0))
     assert all(first_wrong_step(problem, a) in (None, 0) for a in attempts_for(problem, 20, random.Random(1)))
+
+
+def test_a_step_no_slip_can_change_gives_way_to_another():
+    # every value after 2-2 is 0 and stays 0 through the multiplications: slips there keep the answer
+    problem = Problem("z", "Start with 2. Subtract 2, multiply by 5, multiply by 4, add 7. What is the result?", "7",
+                      "2-2=0\n0*5=0\n0*4=0\n0+7=7\n\\boxed{7}", 4)
+    with pytest.raises(ValueError, match="keeps reaching the right answer"):
+        slipped_attempt(problem, "wrong_operand", 1, random.Random(0))  # 0 times any operand is 0
+    rng = random.Random(0)
+    attempts = attempts_for(problem, 60, rng, correct_share=0.0)
+    assert all(first_wrong_step(problem, a) is not None and a.splitlines()[-1] != "\\boxed{7}" for a in attempts)

@@ -68,3 +68,18 @@ def test_pool_and_search_rows_do_not_depend_on_workers(policy, tmp_path):
     pd.testing.assert_frame_equal(searches[0], searches[1])
     assert pools[1].attrs["timing"]["samples"] == 3 * len(problems)
     assert [s["method"] for s in searches[1].attrs["seconds"]] == [s["method"] for s in searches[0].attrs["seconds"]]
+
+
+def test_revision_sweep_rows_do_not_depend_on_workers(policy, tmp_path):
+    from ttc_lib.search.revision_chains import sweep
+
+    gen, problems = policy
+    frames = []
+    for workers in (1, 2):
+        frames.append(sweep(gen, problems, [4], seeds=[0, 1], verifiers={"h": (HashVerifier(), True)},
+                            max_new_tokens=MAX_NEW, cache_path=tmp_path / f"sweep{workers}.jsonl", chunk_size=1,
+                            progress=False, workers=workers))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    again = sweep(gen, problems, [4], seeds=[0, 1], verifiers={"h": (HashVerifier(), True)}, max_new_tokens=MAX_NEW,
+                  cache_path=tmp_path / "sweep2.jsonl", chunk_size=1, progress=False, workers=2)
+    pd.testing.assert_frame_equal(frames[1], again)  # read back from the cache: the same rows

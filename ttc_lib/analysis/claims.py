@@ -35,6 +35,7 @@ RULE = ("Each claim is a quantity on one side of a threshold (the paper's side).
         "note says why).")
 BEAM, BON = "beam[lookahead=0,width=4]", "best-of-N weighted"
 HEAD = "oracle_prm"  # the trained-head PRM fine-tuned on oracle step labels (notebook 02)
+SAME_RECIPE = ("same_recipe",)  # 07: the exchange is a finding only when both models had one training recipe
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Claim:
     path: tuple[str, ...]
     side: str
     threshold: float = 0.0
+    requires: tuple[str, ...] = ()  # a key path in the same summary that must hold True, else not measured
 
     @property
     def rule(self) -> str:
@@ -98,10 +100,18 @@ CLAIMS: tuple[Claim, ...] = (
     *(Claim(f"ttc>larger model bin {b}", f"test-time compute beats the larger model on {what} questions "
             f"(bin {b}, lowest R; accuracy minus its greedy pass@1)",
             "> 0 (test-time compute wins on easy/medium questions at low R)", "07_ttc_vs_pretraining",
-            ("exchange_ci", str(b), "<min>"), ">") for b, what in ((1, "easy"), (3, "medium"))),
+            ("exchange_ci", str(b), "<min>"), ">", requires=SAME_RECIPE)
+      for b, what in ((1, "easy"), (2, "easy"), (3, "medium"))),
     *(Claim(f"larger model>ttc bin {b}", f"the larger model beats test-time compute on the hardest questions "
             f"(bin {b}, highest R)", "< 0 (pretraining wins on the hardest questions and at high R)",
-            "07_ttc_vs_pretraining", ("exchange_ci", str(b), "<max>"), "<") for b in (4, 5)),
+            "07_ttc_vs_pretraining", ("exchange_ci", str(b), "<max>"), "<", requires=SAME_RECIPE) for b in (4, 5)),
+    Claim("reviser reads its attempts", "the revision model answers better after one of its own wrong attempts "
+          "than with none (context probe, pass@1 difference)", "> 0 (implied: revisions fix earlier mistakes)",
+          "05_revisions", ("context_probe_ci", "own_wrong - none"), ">"),
+    *(Claim(f"hierarchical>majority N={n}", f"selecting among revisions hierarchically with the revision-aware "
+            f"ORM beats majority voting (1 chain of N, N = {n})", "> 0 (the paper's design choice)",
+            "05_revisions", ("selection_differences", n, "hierarchical - majority"), ">")
+      for n in ("<max>",)),
 )
 
 
@@ -150,6 +160,19 @@ def _number(value: Any) -> float | None:
         else None
 
 
+def _requirement(summary: Mapping, claim: Claim) -> str | bool:
+    # True, or why the claim cannot be read as a finding (the summary's own differences listed)
+    try:
+        value, _ = resolve(summary, claim.requires, claim.stage)
+    except _Missing as missing:
+        return str(missing)
+    if value is True:
+        return True
+    why = summary.get("recipe_differences")
+    return (f"{'/'.join(claim.requires)} is {value!r}: not a finding"
+            + (f" ({'; '.join(map(str, why))})" if why else ""))
+
+
 def _row(claim: Claim, summaries: Mapping[str, Mapping]) -> dict:
     row = {"name": claim.name, "claim": claim.claim, "paper": claim.paper, "estimate": None, "ci_low": None,
            "ci_high": None, "n_questions": None, "verdict": "not measured",
@@ -159,6 +182,8 @@ def _row(claim: Claim, summaries: Mapping[str, Mapping]) -> dict:
         return {**row, "note": f"stage {claim.stage} has no summary (not run)"}
     if isinstance(summary.get("skipped"), str):
         return {**row, "note": f"{claim.stage} was skipped: {summary['skipped']}"}
+    if claim.requires and _requirement(summary, claim) is not True:
+        return {**row, "note": _requirement(summary, claim)}
     try:
         value, read = resolve(summary, claim.path, claim.stage)
     except _Missing as missing:

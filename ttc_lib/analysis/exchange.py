@@ -17,7 +17,7 @@ Derivation: 6·M·N·D_p + c·M·N·D_i = 6·N·D_p + c·N·K·D_i with c = 2 (c
 on both sides as the paper writes it) gives K = M + (6/c)·(M − 1)·D_p/D_i. The small model may
 therefore spend K times the large model's inference tokens: with the large model answering
 greedily (one generation), a test-time budget of ≈ K generations per question. The paper's R
-values are 0.16, 0.79 and 22 (PAPER.md; the ICLR text halves them).
+values are 0.16, 0.79 and 22 (the paper's Figure 9; its ICLR text halves them).
 
 ``flops_match`` does the same bookkeeping with *measured* numbers (both models' own training
 tokens, the large model's greedy tokens per question, and the measured generator + verifier

@@ -85,6 +85,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
+def default_dtype(device: str | torch.device) -> torch.dtype:
+    """The dtype ``Generator.from_pretrained`` loads with on ``device`` when given none."""
+    dev = resolve_device(device)
+    return torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+
+
 class Generator:
     """Samples solutions or next steps from a causal LM; see the module docstring for the rules.
 
@@ -154,8 +160,7 @@ class Generator:
         from ttc_lib.models.identity import model_identity
 
         dev = resolve_device(device)
-        if dtype is None:
-            dtype = torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+        dtype = default_dtype(dev) if dtype is None else dtype
         model, tokenizer, _ = load_checkpoint(path_or_hub_id, device=str(dev), dtype=dtype,
                                               trust_remote_code=trust_remote_code)
         local = Path(path_or_hub_id).expanduser()

@@ -65,9 +65,10 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     # 1000 steps (2.5M tokens, ~5.5 min) -> .89 ... .45 (mean .71); 1500 steps -> mean .72-.92
     # across 3 seeds: arithmetic "clicks" around there, so the seed matters.
     "small": ModelSpec("small", hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512),
-    # 2.4M params, 2.2x small: the cpu profile's larger model. It trains on the policy's very
-    # batches (same data, same steps) on the second core in about the time the policy and the
-    # verifier backbone take on the first; medium on the same data would not fit the budget.
+    # 2.4M params, 2.2x small: the cpu profile's larger model, on the policy's own recipe (its
+    # context rows, batches, steps and schedule): ~1.3x the policy's time per step on one core, about
+    # the time the policy and the verifier backbone take together on the other (notebook 01's
+    # training table records both); medium on the same rows would not fit the 45-minute budget.
     "small_x2": ModelSpec("small_x2", hidden_size=192, num_layers=4, num_heads=4, intermediate_size=768),
     # 4.28M params, 3.9x small. lr 1e-3, 1000 steps (2.5M tokens,
     # ~12 min single-threaded) -> pass@1 .95 ... .65 (mean .85) vs small's .71 at the same steps.

@@ -2,14 +2,19 @@
 backbone (the policy trained further: a verifier that knows more than the policy), and a larger
 model for the test-time-vs-pretraining exchange (notebook 07).
 
-The policy's rows put other problems (or attempts at them) before a share of the questions
-(``context_rows``), so the revision model can later read attempts; the larger model trains on the
-same rows when ``large_context`` (the same recipe), else on plain rows. The policy and its
-continuation run in one process, the larger model beside it (``parallel_training.train_many``).
+The policy's rows give a share of the questions attempts at themselves before the solution
+(``context_rows``), so the revision model can later read its attempts. The larger model trains on
+exactly the policy's recipe: the same rows in the same batches (same seed), the same number of
+steps and the same schedule shape (warmup, cosine, clipping); only its width and its peak
+learning rate differ (peak lr falls with width). ``recipe_differences`` checks that from the two
+training records; notebook 07 reports the exchange as a finding only when it finds none. The
+policy and its continuation run in one process, the larger model beside it
+(``parallel_training.train_many``).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,14 +27,15 @@ from ttc_lib.models.train_config import TrainConfig
 from ttc_lib.tasks.problem import Problem
 
 ROLES = ("policy", "verifier_backbone", "large")  # what each checkpoint is for, in later stages
+FREE_IN_RECIPE = ("lr",)  # TrainConfig fields the larger model may set apart from the policy (peak lr falls with width)
 
 
-def train_study_models(train: Sequence[Problem], tokenizer: Any, out_dirs: dict[str, Path], *, policy_model: str,
-                       policy_steps: int, verifier_extra_steps: int, large_model: str, large_steps: int,
-                       batch_size: int, lr: float, large_lr: float, context_share: float, large_context: bool,
-                       seed: int, parallel: bool = True) -> tuple[dict[str, dict], list[Problem]]:
-    """Train the policy, its verifier-backbone continuation and the larger model into ``out_dirs``
-    (role -> folder); returns (role -> training record, the policy's training rows)."""
+def training_jobs(train: Sequence[Problem], tokenizer: Any, out_dirs: dict[str, Path], *, policy_model: str,
+                  policy_steps: int, verifier_extra_steps: int, large_model: str, batch_size: int, lr: float,
+                  large_lr: float, context_share: float, seed: int) -> tuple[list[list[dict]], list[Problem]]:
+    """(the jobs of ``parallel_training.train_many``: [[policy, its verifier continuation], [large]],
+    the policy's training rows). The large job gets the policy's very rows and its config but the
+    peak lr (module docstring)."""
     missing = [role for role in ROLES if role not in out_dirs]
     if missing:
         raise ValueError(f"train_study_models: out_dirs lacks {missing} (roles: {list(ROLES)})")
@@ -37,15 +43,45 @@ def train_study_models(train: Sequence[Problem], tokenizer: Any, out_dirs: dict[
     rows = with_context_rows(list(train), context_share, seed, tokenizer=tokenizer, max_tokens=position_limit)
     policy = TrainConfig(steps=policy_steps, batch_size=batch_size, lr=lr, seed=seed)
     verifier = TrainConfig(steps=verifier_extra_steps, batch_size=batch_size, lr=lr, seed=seed + 1)
-    large = TrainConfig(steps=large_steps, batch_size=batch_size, lr=large_lr, seed=seed)
-    records = train_many([
+    jobs = [
         [dict(problems=rows, tokenizer=tokenizer, spec_or_model=policy_model, config=policy, out_dir=out_dirs["policy"]),
          dict(problems=rows, tokenizer=tokenizer, spec_or_model=None, config=verifier,
               out_dir=out_dirs["verifier_backbone"], init_from=out_dirs["policy"])],
-        [dict(problems=rows if large_context else list(train), tokenizer=tokenizer, spec_or_model=large_model,
-              config=large, out_dir=out_dirs["large"])],
-    ], parallel=parallel)
+        [dict(problems=rows, tokenizer=tokenizer, spec_or_model=large_model, config=TrainConfig(**{
+            **asdict(policy), "lr": large_lr}), out_dir=out_dirs["large"])],
+    ]
+    return jobs, rows
+
+
+def train_study_models(train: Sequence[Problem], tokenizer: Any, out_dirs: dict[str, Path], *, policy_model: str,
+                       policy_steps: int, verifier_extra_steps: int, large_model: str, batch_size: int, lr: float,
+                       large_lr: float, context_share: float, seed: int,
+                       parallel: bool = True) -> tuple[dict[str, dict], list[Problem]]:
+    """Train the policy, its verifier-backbone continuation and the larger model into ``out_dirs``
+    (role -> folder); returns (role -> training record, the policy's training rows)."""
+    jobs, rows = training_jobs(train, tokenizer, out_dirs, policy_model=policy_model, policy_steps=policy_steps,
+                               verifier_extra_steps=verifier_extra_steps, large_model=large_model,
+                               batch_size=batch_size, lr=lr, large_lr=large_lr, context_share=context_share, seed=seed)
+    records = train_many(jobs, parallel=parallel)
     return dict(zip(ROLES, records)), rows
+
+
+def recipe_differences(policy: dict, large: dict) -> list[str]:
+    """What sets the larger model's training apart from the policy's, from their training records
+    (``train_model``'s): rows seen (problems, tokens), and every TrainConfig field but
+    ``FREE_IN_RECIPE`` and the run-time ones (threads, checkpointing, logging, device). Empty: the
+    same recipe. A record without a config (your own models) is a difference, named."""
+    if not policy.get("config") or not large.get("config"):
+        return ["no training config recorded (a model not trained by ttc)"]
+    out = [f"{key}: policy {policy.get(key)} vs large {large.get(key)}"
+           for key in ("problems", "tokens", "steps", "batch_size") if policy.get(key) != large.get(key)]
+    runtime = {"num_threads", "checkpoint_every", "log_every", "device"}
+    for key in sorted(set(policy["config"]) | set(large["config"])):
+        if key in FREE_IN_RECIPE or key in runtime or key in ("steps", "batch_size"):
+            continue
+        if policy["config"].get(key) != large["config"].get(key):
+            out.append(f"{key}: policy {policy['config'].get(key)} vs large {large['config'].get(key)}")
+    return out
 
 
 def training_table(records: dict[str, dict]) -> pd.DataFrame:

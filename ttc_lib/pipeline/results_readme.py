@@ -178,6 +178,19 @@ def _s05_steps(s: dict) -> list[str]:
 
 
 
+def _s05_probe(s: dict) -> list[str]:
+    probe = _get(s, "context_probe_ci")
+    return _table(["one attempt read", f"`context_probe_ci`: pass@1 minus with none {IV}", "n"],
+                  [[k, _iv(c), _n(c)] for k, c in probe.items()])
+
+
+def _s05_selection(s: dict) -> list[str]:
+    return _table(["N", "selection", f"`selection_differences` {IV}", "n"],
+                  [[n, name, _iv(c), _n(c)]
+                   for n, pairs in sorted(_get(s, "selection_differences").items(), key=lambda kv: _order(kv[0]))
+                   for name, c in pairs.items()])
+
+
 def _s05_seq(s: dict) -> list[str]:
     return _table(["N", "bin", "ratio", "versus", f"`sequential_vs_parallel` {IV}", "n"],
                   [[n, b, c.get("ratio", "—"), c.get("versus", "—"), _iv(c), _n(c)]
@@ -227,14 +240,16 @@ def _s08_counts(s: dict) -> list[str]:
 
 SECTIONS: dict[str, list[Callable[..., list[str]]]] = {
     "00_data": [_values("n_train", "n_test", "test_by_level", "train_test_overlap")],
-    "01_train_generator": [_s01],
+    "01_train_generator": [_s01, _values("large_to_small_params", "same_recipe", "recipe_differences", "wall_seconds")],
     "02_train_verifier": [_values("chosen_verifier", "chosen_by", "chosen_aggregation", "label_kind"), _s02_auroc, _s02_prm],
     "03_difficulty_bins": [_values("questions", "samples_per_question", "bin_scheme", "spearman", "bin_agreement"), _s03_bins],
     "04_search": [_values("baseline_method", "headline_budgets", "headline_questions", "questions", "seeds"),
                   _s04_diff, _s04_lookahead, _s04_grid],
-    "05_revisions": [_s05_steps, _values("pass1_step4_minus_step1", "correct_to_wrong_ci"), _s05_seq],
+    "05_revisions": [_s05_steps, _values("pass1_step4_minus_step1", "correct_to_wrong_ci"), _s05_probe, _s05_seq,
+                     _s05_selection],
     "06_compute_optimal": [_s06_curve, _s06_summary, _s06_predicted],
-    "07_ttc_vs_pretraining": [_values("same_recipe", "bin_kind", "size_ratio", "r_values"), _s07_exchange],
+    "07_ttc_vs_pretraining": [_values("same_recipe", "recipe_differences", "bin_kind", "size_ratio", "r_values"),
+                              _s07_exchange],
     "08_claims": [_s08, _s08_counts]}
 
 

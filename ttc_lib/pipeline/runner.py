@@ -24,7 +24,10 @@ A tag holds no ``=`` (papermill's own parameter parser gives up on a line with t
 without a tag is checked for its type only. ``parameter_ranges`` parses the tags and holds the few
 rules that tie parameters of one notebook together (e.g. 00's arithmetic world needs ``n_test`` >= 1).
 Reserved: ``profile`` names the run folder and comes from ``--profile`` only, never from a profile
-section or ``--set``. Profile files and ``--set`` values are read as YAML with one change: ``1e-3``,
+section or ``--set``. Run settings (``environment.RUN_SETTINGS``: ``requires_gpu``, ``allow_cpu``) sit in
+a profile's ``common`` section or come from ``--set``; they are about the run, no notebook sees them: a
+profile that ``requires_gpu`` (gpu, math500) stops before any kernel starts when notebook 01's
+``device`` resolves to CPU, unless ``allow_cpu=true``. Profile files and ``--set`` values are read as YAML with one change: ``1e-3``,
 ``2E-4`` and ``5e+2`` are floats (YAML 1.1, PyYAML's dialect, reads them as strings).
 """
 
@@ -41,6 +44,7 @@ from typing import Any
 import yaml
 
 from ttc_lib.pipeline.compare_runs import compare_summaries
+from ttc_lib.pipeline.environment import RUN_SETTINGS, gpu_problem, take_settings
 from ttc_lib.pipeline.parameter_ranges import Range, combination_problem, notebook_ranges
 from ttc_lib.pipeline.publish import main_text, publish, results_folder
 from ttc_lib.pipeline.run_lock import RunLocked, run_lock
@@ -85,7 +89,8 @@ def load_profile(profile: str) -> dict[str, dict[str, Any]]:
         reserved = sorted(set(values or {}) & set(RESERVED))
         if reserved:
             raise ValueError(f"{path}: [{section}] {reserved[0]!r} cannot be set in a profile: {RESERVED[reserved[0]]}")
-    common = raw.get("common") or {}
+    common = dict(raw.get("common") or {})
+    take_settings(common, f"{path}: [common]")  # run settings: read by run_settings, passed to no notebook
     resolved = {}
     for stage in STAGES:
         if not notebook_path(stage).exists():
@@ -98,6 +103,23 @@ def load_profile(profile: str) -> dict[str, dict[str, Any]]:
         resolved[stage] = values
     _check_combinations(path, resolved)
     return resolved
+
+
+def run_settings(profile: str, overrides: list[str]) -> tuple[dict[str, bool], list[str]]:
+    """The run settings (module docstring) of ``params/<profile>.yaml``, ``--set`` ones applied, and
+    the overrides that are notebook parameters."""
+    path = project_root() / "params" / f"{profile}.yaml"
+    raw = (read_yaml(path.read_text()) or {}) if path.exists() else {}
+    common = raw.get("common") if isinstance(raw, dict) else None
+    settings = take_settings(dict(common or {}), f"{path}: [common]")
+    rest = []
+    for item in overrides:
+        key, _, text = item.partition("=")
+        if key in RUN_SETTINGS:
+            settings.update(take_settings({key: read_yaml(text) if text.strip() else ""}, f"--set {item}:"))
+        else:
+            rest.append(item)
+    return settings, rest
 
 
 def _check_value(path: Path, section: str, stage: str, key: str, value: Any,
@@ -170,8 +192,14 @@ def run(profile: str, stages: list[str] | None = None, overrides: list[str] = ()
     of the same profile meanwhile is refused with ``RunLocked`` naming this one. A notebook stepped
     through in JupyterLab takes no lock."""
     resolved = load_profile(profile)
-    apply_overrides(resolved, list(overrides))
+    settings, overrides = run_settings(profile, list(overrides))
+    apply_overrides(resolved, overrides)
     absolute_paths(resolved)
+    first = "01_train_generator"
+    device = resolved.get(first, {}).get("device") or notebook_parameters(notebook_path(first))["device"][1]
+    problem = gpu_problem(profile, settings, device)
+    if problem:
+        raise ValueError(problem)
     chosen = stages or list(resolved)
     for stage in chosen:
         if stage not in resolved:

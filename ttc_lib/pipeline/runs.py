@@ -27,6 +27,7 @@ from ttc_lib.pipeline.artifacts import (
     paths_in_runs_folder,
     stage_digest,
 )
+from ttc_lib.pipeline.environment import environment
 from ttc_lib.storage import atomic_write_text, json_text, read_json, write_json
 
 STAGES = [  # notebook stems in run order; "run NN_x first" errors name these
@@ -122,7 +123,9 @@ class Stage:
         removed (until the new one is written, at the end, the stage is visibly unfinished and no
         later stage reads it) and its manifest is written: the notebook's declared parameters read
         from ``namespace``, its seed, the digest of every input stage, the hash of every data file a
-        path parameter names. ``torch_threads`` > 0 sets torch's thread count."""
+        path parameter names, the environment (``environment.environment``: versions, CUDA, GPU, the
+        device: this notebook's ``device`` parameter, else the one 01 recorded, else None).
+        ``torch_threads`` > 0 sets torch's thread count."""
         stage = cls(profile, name)
         inputs = {upstream: stage.check_input(upstream) for upstream in STAGE_INPUTS[name]}
         if torch_threads > 0:
@@ -133,8 +136,11 @@ class Stage:
         parameters = parameters_of(name, namespace)
         files = {key: file_hash(Path(v)) for key, v in parameters.items()
                  if isinstance(v, str) and v and Path(v).is_file()}  # source=, train_source=: data it reads
+        device = parameters.get("device")
+        if device is None and "01_train_generator" in inputs:
+            device = stage.read_summary("01_train_generator").get("device", "cpu")
         stage.manifest = stage.write_manifest(parameters, seed=namespace.get("seed"), inputs=inputs,
-                                              input_files=files)
+                                              input_files=files, device=device)
         return stage
 
     def check_input(self, name: str) -> str:
@@ -161,15 +167,16 @@ class Stage:
         return upstream.dir
 
     def write_manifest(self, parameters: dict, seed: int | None = None, inputs: dict[str, str] | None = None,
-                       input_files: dict[str, str] | None = None) -> dict:
+                       input_files: dict[str, str] | None = None, device: str | None = None) -> dict:
         """The manifest of a run in progress (``status`` "running"): parameters, seed, versions, the
-        digest of each input stage, the sha256 of each input data file."""
+        digest of each input stage, the sha256 of each input data file, and the ``environment``
+        (``environment.environment(device)``; ``device`` None: a stage that uses none)."""
         manifest = {
             "stage": self.name, "profile": self.profile, "status": "running", "parameters": parameters,
             "seed": seed, "ttc_lib_version": __version__, "git_commit": git_commit(),
             "inputs": dict(inputs or {}), "input_files": dict(input_files or {}),
             "python": platform.python_version(), "machine": platform.machine(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": environment(device),
         }
         write_json(self.path("manifest.json"), manifest)
         return manifest

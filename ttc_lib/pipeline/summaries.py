@@ -22,6 +22,7 @@ from ttc_lib.analysis.results_table import with_methods
 from ttc_lib.analysis.verifier_quality import accuracy_table, method_columns, prm_vs_baselines, quality_intervals
 from ttc_lib.generation.pass_at_1 import pass1_by_level
 from ttc_lib.models.context_rows import context_share
+from ttc_lib.models.study_models import recipe_differences
 from ttc_lib.revisions.analysis import nested_accuracy
 from ttc_lib.search.pool import pool_cost, pool_throughput
 from ttc_lib.tasks.problem import Problem
@@ -35,7 +36,7 @@ def too_long_record(ids: Sequence[str]) -> dict:
 
 def generator_summary(accuracy: pd.DataFrame, records: dict[str, dict], paths: dict[str, Any], *,
                       max_new_tokens: int, training_rows: Sequence[Problem] | None, train: Sequence[Problem],
-                      large_context: bool, prompt_style: str, device: str, own_models: bool,
+                      prompt_style: str, device: str, own_models: bool,
                       too_long_prompts: dict[str, Sequence[str]] | None = None) -> dict:
     """Notebook 01: pass@1 by level (policy and every model), sizes, tokens, FLOPs, checkpoints, and
     per model the test questions left out of its evaluation as too long for it."""
@@ -54,10 +55,19 @@ def generator_summary(accuracy: pd.DataFrame, records: dict[str, dict], paths: d
         "max_new_tokens": max_new_tokens,
         "checkpoints": {name: str(Path(path)) if isinstance(path, Path) else str(path) for name, path in paths.items()},
         "context_share": None if own_models else round(context_share(training_rows, train), 4),
-        "large_context": None if own_models else large_context,
+        # the exchange of notebook 07 is a finding only when the larger model had the policy's recipe
+        "recipe_differences": recipe_differences(records["policy"], records["large"]) if "large" in records else None,
+        "same_recipe": not recipe_differences(records["policy"], records["large"]) if "large" in records else None,
+        "large_lr_ratio": _lr_ratio(records),
         "prompt_style": prompt_style, "device": device, "own_models": own_models,
         "too_long_prompts": {name: too_long_record(ids) for name, ids in (too_long_prompts or {}).items()},
     }
+
+
+def _lr_ratio(records: dict[str, dict]) -> float | None:
+    # the one recipe field the larger model may set apart: its peak lr over the policy's
+    lrs = [(records.get(k) or {}).get("config", {}).get("lr") for k in ("large", "policy")]
+    return round(lrs[0] / lrs[1], 4) if all(lrs) else None
 
 
 def verifier_summary(stage: Any, *, chosen_verifier: str, label_kind: str, chosen_aggregation: str,
@@ -222,7 +232,7 @@ def compute_optimal_summary(stage: Any, *, study: RatioStudy, predicted_vs_oracl
     }
 
 
-def exchange_summary(*, size_ratio: float, same_recipe: bool, params: dict, tokens: dict, bin_kind: str,
+def exchange_summary(*, size_ratio: float, same_recipe: bool, recipe_differences: list[str], params: dict, tokens: dict, bin_kind: str,
                      r_values: list, pass1: pd.DataFrame, small_greedy: bool, large_tokens: float, matches: dict,
                      exchange: pd.DataFrame, intervals: pd.DataFrame) -> dict:
     """Notebook 07: greedy pass@1 of both models per bin, the FLOPs-matched multipliers per R, who
@@ -233,7 +243,8 @@ def exchange_summary(*, size_ratio: float, same_recipe: bool, params: dict, toke
     return {
         "exchange_ci": exchange_ci(intervals, envelope, accounting), "exchange_ci_envelope": envelope,
         "exchange_ci_accounting": accounting, "exchange_ci_all": exchange_ci_all(intervals),
-        "size_ratio": size_ratio, "paper_size_ratio": 14, "same_recipe": same_recipe, "params": params,
+        "size_ratio": size_ratio, "paper_size_ratio": 14, "same_recipe": same_recipe,
+        "recipe_differences": [] if same_recipe else list(recipe_differences), "params": params,
         "training_tokens": tokens, "bin_kind": bin_kind, "r_values": r_values,
         "large_greedy_pass1_by_bin": {int(b): float(v) for b, v in pass1["large"].items()},
         "small_greedy_pass1_by_bin": {int(b): float(v) for b, v in pass1["policy"].items()} if small_greedy else None,

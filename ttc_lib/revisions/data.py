@@ -9,31 +9,22 @@ revisions), on the synthetic world:
   are drawn at random; the target is the correct answer (``build_revision_data``). Incorrect
   means finished with a parsable, wrong answer (truncated samples are never used). Per-question
   RNG streams: one seed gives the same data whatever the question order or batch size.
-- **Optional additions for a 1M-parameter reviser** (off at 0 = the paper's data). On the paper's
-  data alone (cpu policy, 1246 trajectories, lr 5e-4, 90 steps) the reviser forgot how to answer
-  from scratch (step-1 pass@1 .55 -> .29) and rewrote the last attempt whatever it was: 92% of
-  correct answers were revised into wrong ones (paper: ~38%), pass@1 fell at every step. The
-  paper's contexts are always wrong, so "change the last answer" is always right in training.
-  ``keep_share`` adds "keep" trajectories whose last attempt is already correct (the target
-  another correct answer), so a change has to be justified by an error; ``plain_share`` adds
-  correct answers again as plain k = 0 trajectories (rehearsal against forgetting). Both come
-  from the same samples (no extra generation). Measured on the cpu policy of 17:14 (240 questions
-  x 16 samples, 150 steps, batch 32; 40 eval questions x 2 chains x 8 steps, T 1.0; a trial, script not kept):
-  paper data, lr 5e-4: pass@1 by step .25 .08 .01 .01, correct->wrong .88, wrong->correct .03;
-  keep_share .5, lr 1e-3: .33 .15 .15 .09, correct->wrong .69, wrong->correct .07 (better, and
-  the cpu profile's choice) -- but revising still does not beat answering afresh.
-  **Why (measured):** the policy only works with its question at the start of the row. Any text
-  before the question -- attempts, only their final answers, even 20 dots -- raises its loss on
-  the correct target from .008 to ~3 nats/token (attempts-first or question-first alike, 3.66 vs
-  3.69 at fine-tuning step 0). Shifting RoPE position ids does not help (the model counts the
-  tokens it attends to), so 150 fine-tuning steps must relearn operand lookup in a new position
-  and do not finish (loss with context ~.4-.6 nats/token after them, .04 without). The real fix
-  belongs to the policy's training mix (rows whose question does not start the row).
+- **Optional additions** (off at 0 = the paper's data). The paper's contexts are always wrong, so
+  "change the last answer" is always right in its training data. ``keep_share`` adds "keep"
+  trajectories whose *last* attempt is already correct (the target another correct answer), so a
+  change has to be justified by an error; ``plain_share`` adds correct answers again as plain
+  k = 0 trajectories (rehearsal of answering from scratch). Both come from the same samples (no
+  extra generation). What each does on the cpu profile is measured by notebook 05 (pass@1 by
+  revision step, correct->wrong share, the context probe).
+- **Reading attempts is learnt before this data**: the policy's training rows already read
+  attempts at their own question with slips like its own (``models.context_rows``), so the
+  fine-tuning starts from a model that copies an attempt's correct steps and recomputes from its
+  first wrong one, and this on-policy data adapts it to the policy's own mistakes.
 - **Format.** ``prompts.revision_question`` (the one owner of the format) turns the question
   and the attempts into the question text the model reads; ``to_problems`` makes Problems of
   it, so the existing trainer masks the whole context and takes the loss on the target only.
-- **Fine-tuning**: revision_training.py (validation-loss curve, the checkpoint right after its minimum).
-- **Revision-aware ORM data** (``orm_examples``): attempts of revision chains (search/revisions.py)
+- **Fine-tuning**: revisions/training.py (validation-loss curve, the checkpoint right after its minimum).
+- **Revision-aware ORM data** (``orm_examples``): attempts of revision chains (search/revision_chains.py)
   labelled by final correctness at the last step, their context in the question, as 02's ORM.
 """
 
@@ -52,9 +43,9 @@ from ttc_lib.models.identity import identity_of
 from ttc_lib.storage import ResultCache, key_digest
 from ttc_lib.tasks.grading import extract_answer, grade_answer
 from ttc_lib.tasks.problem import Problem, content_id
-from ttc_lib.tasks.prompts import revision_question
+from ttc_lib.tasks.prompts import MAX_ATTEMPTS, revision_question
 
-MAX_CONTEXT = 4  # previous attempts a revision sees (paper: 4)
+MAX_CONTEXT = MAX_ATTEMPTS  # previous attempts a revision sees (paper: 4): the revision format's own limit
 
 
 def edit_distance(a: str, b: str) -> int:

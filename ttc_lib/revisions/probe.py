@@ -13,13 +13,9 @@ answer, as the revision data uses. The choice is seeded per question (``revision
 so it does not depend on question order. ``paired_effects`` compares each own condition with
 "none" and "other_question" on the questions that have such an attempt (the same questions).
 
-Measured on the cpu profile's reviser (session 5, 40 questions x 8 answers, paired): another
-question's attempt costs .05 pass@1 (.47 -> .42), one of the question's own correct attempts as
-much (.43: it is not kept), a wrong one .06 (.45 -> .39: not fixed) -- docs/results/cpu/README.md,
-section 05, command `python -m ttc_lib.pipeline run --profile cpu --stages 05_revisions`. A reviser
-fine-tuned 150 steps on level-balanced data showed the same pattern (a trial, script not kept).
-The 1M reviser reads its attempts as text to get past, not as drafts to keep or fix, which is
-why its pass@1 falls with each revision step.
+What a run measured is notebook 05's section 5b (its paired intervals: ``context_probe_ci`` of the
+summary, and the claims table's "reviser reads its attempts"). A reviser that reads its attempts
+does better after its own wrong attempt than with none, and no worse after its own correct one.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Rules
 * Cost: generations = N; generated tokens of all N samples; prompt tokens = the question prompt
   once (the generator prefills it once); verifier tokens read for this question.
 * ``from_pool`` evaluates best-of-N at a budget from notebook 03's sample pool instead of
-  sampling again (DESIGN.md allows it for best-of-N only): per question and subset, a uniform
+  sampling again (sound for best-of-N only: its samples are independent): per question and subset, a uniform
   random ``budget``-subset of its samples, drawn from a stream keyed by (seed, question id) so a
   question's subsets do not depend on the other questions in the pool, and nested across budgets
   (the first ``budget`` of one permutation per subset: common random numbers). The cost of a

@@ -36,6 +36,7 @@ from ttc_lib.models.identity import identity_of
 from ttc_lib.revisions.data import MAX_CONTEXT
 from ttc_lib.search.common import Candidate, SearchResult
 from ttc_lib.search.selection import aggregate, group_answers, majority, weighted
+from ttc_lib.search.workers import forget_history, run_tasks
 from ttc_lib.storage import key_digest
 from ttc_lib.tasks.grading import extract_answer, grade_answer
 from ttc_lib.tasks.problem import content_id
@@ -247,7 +248,7 @@ def revisions(generator, verifier: Verifier | None, problems, budget: int, *, se
 def sweep(generator, problems, budgets: Sequence[int], *, seeds: Sequence[int], verifiers: dict,
           temperature: float = 1.0, max_new_tokens: int = 256, max_context: int = MAX_CONTEXT,
           cache_path=None, chunk_size: int = 16, lengths: Sequence[int] | None = None,
-          progress: bool = True) -> pd.DataFrame:
+          progress: bool = True, workers: int = 1) -> pd.DataFrame:
     """Attempts of every (chains, length) in ``ratio_grid`` of each budget, for every seed: the
     staircase of chains (or chains of the ``lengths`` given) runs once per (seed, question) and
     each verifier in ``verifiers`` (name -> (verifier, with_context) or (verifier, with_context,
@@ -255,7 +256,8 @@ def sweep(generator, problems, budgets: Sequence[int], *, seeds: Sequence[int], 
     Cached per chunk of questions (storage.ResultCache at ``cache_path``): an interrupted sweep
     resumes. A question's key holds the seed, its content (text, reference answer), these settings
     and the ``identity`` of the generator and of each verifier: a model retrained at the same path
-    runs again."""
+    runs again. ``workers`` > 1 runs the (seed, chunk) pieces in that many single-thread processes
+    (``search.workers``): the same rows, sooner; each piece is cached as it arrives."""
     from ttc_lib.storage import ResultCache
 
     lengths = list(lengths) if lengths else staircase([cfg for n in budgets for cfg in ratio_grid(n)])
@@ -264,27 +266,37 @@ def sweep(generator, problems, budgets: Sequence[int], *, seeds: Sequence[int], 
     rules = {name: v[2] if len(v) > 2 else "last" for name, v in verifiers.items()}
     settings = None if cache is None else [identity_of(generator), lengths, temperature, max_new_tokens, max_context,
                                            [[n, identity_of(v[0]), bool(v[1]), rules[n]] for n, v in verifiers.items()]]
-    frames = []
-    jobs = [(s, problems[i:i + chunk_size]) for s in seeds for i in range(0, len(problems), chunk_size)]
-    for s, chunk in tqdm(jobs, desc="revision sweep (seed, chunk)", **({} if progress else {"disable": True})):
-        key = lambda p: f"{s}|{p.id}|{key_digest(settings, content_id(p))}"  # noqa: E731
-        todo = [p for p in chunk if cache is None or key(p) not in cache]
-        if todo:
-            attempts = run_chains(generator, todo, lengths, seed=s, temperature=temperature,
-                                  max_new_tokens=max_new_tokens, max_context=max_context, progress=False)
-            scored = {name: score_chains(v[0], todo, attempts, with_context=v[1], how=rules[name])
-                      for name, v in verifiers.items()}
-            frame = attempts_frame(todo, attempts, scored, seed=s)
-            if cache is not None:
-                cache.put_many((key(p), part.to_dict(orient="list"))
-                               for p, (_, part) in zip(todo, frame.groupby("question_id", sort=False)))
-            frames.append(frame)
+    key = lambda s, p: f"{s}|{p.id}|{key_digest(settings, content_id(p))}"  # noqa: E731
+    pieces = [(s, problems[i:i + chunk_size]) for s in seeds for i in range(0, len(problems), chunk_size)]
+    frames = [pd.DataFrame(cache.get(key(s, p))) for s, chunk in pieces for p in chunk
+              if cache is not None and key(s, p) in cache]
+    tasks = [{"problems": todo, "seed": s} for s, chunk in pieces
+             if (todo := [p for p in chunk if cache is None or key(s, p) not in cache])]
+    settings_of_task = dict(lengths=lengths, temperature=temperature, max_new_tokens=max_new_tokens,
+                            max_context=max_context, rules=rules)
+    done = run_tasks(_sweep_piece, [{**t, **settings_of_task} for t in tasks],
+                     {"generator": generator, "verifiers": verifiers}, workers)
+    for i, frame in tqdm(done, total=len(tasks), desc="revision sweep (seed, chunk)",
+                         **({} if progress else {"disable": True})):
         if cache is not None:
-            frames += [pd.DataFrame(cache.get(key(p))) for p in chunk if p not in todo]
+            cache.put_many((key(tasks[i]["seed"], p), part.to_dict(orient="list"))
+                           for p, (_, part) in zip(tasks[i]["problems"], frame.groupby("question_id", sort=False)))
+        frames.append(frame)
     if cache is not None:
         cache.close()
     out = pd.concat(frames, ignore_index=True)
     return out.sort_values(["seed", "question_id", "chain", "step"], kind="stable").reset_index(drop=True)
+
+
+def _sweep_piece(generator, verifiers: dict, problems, seed: int, lengths: list[int], temperature: float,
+                 max_new_tokens: int, max_context: int, rules: dict) -> pd.DataFrame:
+    # one (seed, chunk) of a sweep: a task of search.workers.run_tasks, from the generator's fresh state
+    forget_history(generator)
+    attempts = run_chains(generator, problems, lengths, seed=seed, temperature=temperature,
+                          max_new_tokens=max_new_tokens, max_context=max_context, progress=False)
+    scored = {name: score_chains(v[0], problems, attempts, with_context=v[1], how=rules[name])
+              for name, v in verifiers.items()}
+    return attempts_frame(problems, attempts, scored, seed=seed)
 
 
 def sweep_results(frame: pd.DataFrame, problems, budgets: Sequence[int], selections: Sequence[dict], *,

@@ -17,7 +17,7 @@ Rules (the paper's "Answer selection"; one tie-break rule everywhere)
 * ``aggregate`` turns a solution's per-step verifier scores into one score: ``last``
   (the paper's best), ``min`` or ``prod``.
 * ``accuracy_vs_n`` evaluates all methods at every budget N by sub-sampling ``n_subsets``
-  random N-subsets per question from one pool (DESIGN.md: allowed for best-of-N only),
+  random N-subsets per question from one pool (sound for best-of-N only: independent samples),
   vectorised in numpy over questions and subsets; it applies exactly the rules above, so at
   N = pool size it equals selecting over the whole pool. Each question has its own RNG
   stream (seed, question index), and subsets are nested across N (common random numbers).

@@ -89,7 +89,8 @@ def slipped_attempt(problem: Problem, slip: str, at: int, rng: random.Random) ->
 def attempts_for(problem: Problem, k: int, rng: random.Random, correct_share: float = 0.25) -> list[str]:
     """``k`` attempts at ``problem`` in order: each the reference solution with probability
     ``correct_share``, else a slip of a random kind at a random operation step (a skipped step only
-    where the problem has more than one operation)."""
+    where the problem has more than one operation; a kind and step whose every slip keeps the
+    right answer, as before multiplying a 0, give way to another)."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if not 0 <= correct_share <= 1:
@@ -101,5 +102,19 @@ def attempts_for(problem: Problem, k: int, rng: random.Random, correct_share: fl
         if rng.random() < correct_share:
             out.append(problem.solution)
         else:
-            out.append(slipped_attempt(problem, rng.choice(kinds), rng.randrange(n_ops), rng))
+            out.append(_some_slip(problem, kinds, n_ops, rng))
     return out
+
+
+def _some_slip(problem: Problem, kinds: list[str], n_ops: int, rng: random.Random) -> str:
+    # a random (kind, step); one that cannot change the answer (a slip before "multiply" of a 0)
+    # gives way to the next of a seeded shuffle of all of them
+    first = (rng.choice(kinds), rng.randrange(n_ops))
+    rest = [(k, a) for k in kinds for a in range(n_ops) if (k, a) != first]
+    rng.shuffle(rest)
+    for kind, at in [first] + rest:
+        try:
+            return slipped_attempt(problem, kind, at, rng)
+        except ValueError:
+            continue
+    raise ValueError(f"problem {problem.id}: no slip changes its answer")

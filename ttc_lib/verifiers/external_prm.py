@@ -213,8 +213,10 @@ def _symbol_id(tokenizer, symbol: str) -> int:
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
-def _resolve(path_or_id: str | os.PathLike, allow_bin: bool) -> Path:
-    """A local checkpoint directory: the path itself, or a hub snapshot (weights, no code)."""
+def _resolve(path_or_id: str | os.PathLike) -> Path:
+    """A local checkpoint directory: the path itself, or the snapshot of a hub id already in the local
+    Hugging Face cache. Nothing is ever downloaded at run time: a hub id not in the cache is an error
+    naming the command that downloads it beforehand."""
     path = Path(path_or_id).expanduser()
     if path.is_dir():
         return path
@@ -222,14 +224,14 @@ def _resolve(path_or_id: str | os.PathLike, allow_bin: bool) -> Path:
         raise NotADirectoryError(f"PRM checkpoint {str(path)!r} is a file; expected a checkpoint directory")
     if not _HUB_ID.match(str(path_or_id)):
         raise FileNotFoundError(f"PRM checkpoint {str(path_or_id)!r} does not exist")
-    try:
-        from huggingface_hub import snapshot_download
+    from huggingface_hub import try_to_load_from_cache
 
-        patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"] + (["*.bin"] if allow_bin else [])
-        return Path(snapshot_download(str(path_or_id), allow_patterns=patterns))
-    except Exception as e:
-        raise FileNotFoundError(f"PRM checkpoint {str(path_or_id)!r} is not a local directory and could not "
-                                f"be fetched from the Hugging Face hub: {e}") from e
+    config = try_to_load_from_cache(str(path_or_id), "config.json")  # reads the cache only, never the network
+    if isinstance(config, str):
+        return Path(config).parent
+    raise FileNotFoundError(f"PRM checkpoint {str(path_or_id)!r} is not a local directory and not in the local "
+                            f"Hugging Face cache; ttc never downloads at run time: download it beforehand "
+                            f"(`huggingface-cli download {path_or_id}`) or pass the checkpoint's folder")
 
 
 def _read_config(path: Path) -> dict:
@@ -288,7 +290,8 @@ def _load_head(path: Path, prefix: str, hidden: int) -> torch.nn.Sequential:
 def load_prm(path_or_id: str | os.PathLike, kind: Kind | None = None, *, device: str | torch.device = "cpu",
              dtype: torch.dtype | str | None = None, trust_remote_code: bool = False, allow_bin: bool = False,
              **kw) -> ExternalPRM:
-    """Load an external PRM from a local directory or hub id; ``kind`` None: from config.json.
+    """Load an external PRM from a local directory or a hub id in the local Hugging Face cache
+    (never downloaded, ``_resolve``); ``kind`` None: from config.json.
 
     Extra keyword arguments go to the PRM class (batch_size, padding_side, name, token ids...).
     """
@@ -296,7 +299,7 @@ def load_prm(path_or_id: str | os.PathLike, kind: Kind | None = None, *, device:
     from transformers.utils import logging as hf_logging
 
     head_prefix = kw.pop("head_prefix", "score")
-    path = _resolve(path_or_id, allow_bin)
+    path = _resolve(path_or_id)
     config = _read_config(path)  # present and valid JSON, whatever the kind
     kind = kind or _detect_kind(config, path)
     if kind not in ("math_shepherd", "qwen_prm"):
