@@ -83,7 +83,7 @@ def fitting_problems(generator: Any, problems: Sequence[Problem],
     limit = getattr(generator, "max_positions", None)
     if limit is None:
         return list(problems), []
-    enc = encode(generator, [format_prompt(p.question, generator.prompt_style) for p in problems])
+    enc = encode(generator, [format_prompt(p.question, generator.prompt_style, generator.tokenizer) for p in problems])
     fits = [e is not None and len(e) + max_new_tokens <= limit for e in enc]
     if problems and not any(fits):
         shortest = min((len(e) for e in enc if e is not None), default=None)

@@ -6,12 +6,18 @@ Rules (generation.py states them for callers):
   final answer step), in full mode only when the closed step holds ANSWER_MARKER ("end"); else
   after ``max_new`` tokens ("length"). Only tokens whose text holds the delimiter's last
   character (a precomputed table) trigger the text check, so any tokenizer works (".\\n\\n").
+- A row whose text comes to hold one of the prompt style's stop strings stops there ("stop"),
+  checked before the step rules; its text is cut where the stop string starts. A stop string may
+  begin in the tail of the row's prompt (a step call continues after a delimiter), then the cut is
+  at 0. Only tokens holding a stop string's last character trigger the check; a style without
+  stop strings (plain) costs nothing.
 - Finished rows leave the batch once COMPACT_FRACTION of it is done: the rest stop paying for them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -40,18 +46,52 @@ def answer_cut(text: str) -> str | None:
     return None
 
 
+def stop_cut(text: str, stops: Sequence[str], lead: str = "") -> int | None:
+    """Offset in ``text`` where the first stop string in ``lead + text`` that ends inside ``text``
+    starts (0 when it starts in ``lead``, the prompt's tail), None when there is none."""
+    whole, starts = lead + text, []
+    for stop in stops:
+        k = whole.find(stop, max(0, len(lead) - len(stop) + 1))
+        if k >= 0:
+            starts.append(k)
+    return max(0, min(starts) - len(lead)) if starts else None
+
+
+@dataclass(frozen=True)
+class StopStrings:
+    """A style's stop strings for one decode: ``table[id]`` may token id complete one (its text
+    holds a stop string's last character); ``leads[r]`` the tail of row r's prompt."""
+
+    strings: tuple[str, ...]
+    table: torch.Tensor
+    leads: list[str]
+
+
+def stop_table(tokenizer, strings: Sequence[str], vocab: int) -> torch.Tensor:
+    """Per token id: does its text hold the last character of one of ``strings``."""
+    known = min(vocab, len(tokenizer))
+    ends = {s[-1] for s in strings}
+    table = torch.zeros(vocab, dtype=torch.bool)
+    texts = tokenizer.batch_decode([[i] for i in range(known)])
+    table[:known] = torch.tensor([any(c in t for c in ends) for t in texts])
+    return table
+
+
 @dataclass(frozen=True)
 class Decoded:
-    """One row's outcome: generated ids (stop token included), finish reason, stopped by EOS."""
+    """One row's outcome: generated ids (stop token included), finish reason, stopped by EOS,
+    where a stop string starts in the decoded text (reason "stop")."""
 
     ids: list[int]
     reason: str
     by_eos: bool
+    cut: int | None = None
 
 
 def final_text(tokenizer, row: Decoded, step_mode: bool) -> str:
-    """The Sample text of a decoded row (no special tokens, no EOS, delimiter-normalised)."""
+    """The Sample text of a decoded row (no special tokens, no EOS, no stop string, delimiter-normalised)."""
     raw = tokenizer.decode(row.ids[:len(row.ids) - row.by_eos], skip_special_tokens=True)
+    raw = raw if row.cut is None else raw[:row.cut]
     if step_mode:
         return first_step(raw)[0]
     cut = answer_cut(raw) if row.reason == "end" and not row.by_eos else None
@@ -60,10 +100,11 @@ def final_text(tokenizer, row: Decoded, step_mode: bool) -> str:
 
 def decode(model, tokenizer, cache, logits: torch.Tensor, *, keys: torch.Tensor, next_pos: torch.Tensor,
            attn: torch.Tensor | None, tables: tuple[torch.Tensor, torch.Tensor], step_mode: bool,
-           temperature: float, top_p: float, max_new: int) -> list[Decoded]:
+           temperature: float, top_p: float, max_new: int, stops: StopStrings | None = None) -> list[Decoded]:
     """Decode every row of ``cache`` from its first-token ``logits``. ``keys``: sampling keys;
     ``next_pos``: position of each row's first new token; ``attn``: the 2D mask (prompt columns
-    then ``max_new``) for a DynamicCache, None for a SharedPrefixCache (which needs none)."""
+    then ``max_new``) for a DynamicCache, None for a SharedPrefixCache (which needs none);
+    ``stops``: the prompt style's stop strings, None when it has none."""
     rows, device = len(keys), keys.device
     delim_table, eos_table = tables
     shared = isinstance(cache, SharedPrefixCache)
@@ -71,17 +112,23 @@ def decode(model, tokenizer, cache, logits: torch.Tensor, *, keys: torch.Tensor,
     tokens = torch.zeros((rows, max_new), dtype=torch.long, device=device)
     alive = torch.arange(rows, device=device)  # original row of each batch row
     finished = torch.zeros(rows, dtype=torch.bool, device=device)  # per batch row
-    reason, count, by_eos = ["length"] * rows, [max_new] * rows, [False] * rows
+    reason, count, by_eos, cut = ["length"] * rows, [max_new] * rows, [False] * rows, [None] * rows
     for t in range(max_new):
         tok = choose_tokens(logits, keys, t, temperature=temperature, top_p=top_p)
         tokens[alive, t] = tok
         eos, trig = eos_table[tok] & ~finished, delim_table[tok] & ~finished
-        for j in (eos | trig).nonzero()[:, 0].tolist():  # an EOS, or a step may have closed
-            r = int(alive[j])
+        halt = stops.table[tok] & ~finished if stops is not None else None
+        for j in (eos | trig if halt is None else eos | trig | halt).nonzero()[:, 0].tolist():
+            r = int(alive[j])  # an EOS, a step may have closed, or a stop string may have appeared
             if bool(eos[j]):
                 reason[r], count[r], by_eos[r], finished[j] = "end", t + 1, True, True
                 continue
             text = tokenizer.decode(tokens[r, :t + 1].tolist(), skip_special_tokens=True)
+            if halt is not None and bool(halt[j]):
+                cut[r] = stop_cut(text, stops.strings, stops.leads[r])
+                if cut[r] is not None:
+                    reason[r], count[r], finished[j] = "stop", t + 1, True
+                    continue
             if step_mode:
                 step, closed = first_step(text)
                 stop = ("end" if is_final_step(step) else "step") if closed else None
@@ -102,4 +149,4 @@ def decode(model, tokenizer, cache, logits: torch.Tensor, *, keys: torch.Tensor,
                     use_cache=True, **extra)
         logits = out.logits[:, -1]
     ids = tokens.cpu().tolist()
-    return [Decoded(ids[r][:count[r]], reason[r], by_eos[r]) for r in range(rows)]
+    return [Decoded(ids[r][:count[r]], reason[r], by_eos[r], cut[r]) for r in range(rows)]

@@ -1,8 +1,9 @@
 """The Generator: batched, seeded sampling of full solutions or of the next step, CPU or CUDA.
 
 Rules callers rely on:
-- The model reads ``prompts.format_prompt(question, style) + prefix`` (prefix = steps.prefix_text
-  of earlier steps, "" for none), tokenised as one text with the tokenizer's special tokens.
+- The model reads ``prompts.format_prompt(question, style, tokenizer) + prefix`` (prefix =
+  steps.prefix_text of earlier steps, "" for none), tokenised as one text with the tokenizer's
+  special tokens. The style is checked against the tokenizer when the Generator is made.
 - Determinism: the tokens of sample i of a prompt depend only on (seed, prompt text, i) and the
   model (sampling.py), not on the other prompts in the call, chunking, or n. On CPU in fp32 the
   same call on a fresh Generator gives bit-identical samples; across batch compositions, and
@@ -14,6 +15,8 @@ Rules callers rely on:
   "end"    the solution is finished: EOS was generated, or a completed step (closed by
            STEP_DELIMITER) holds ANSWER_MARKER (real models often never emit EOS);
   "step"   (sample_steps only) the step was closed by STEP_DELIMITER and is not a final step;
+  "stop"   the text came to hold one of the style's stop strings (prompts.py; fewshot: an invented
+           next problem): the solution ends here (in sample_steps too); the text is cut before it;
   "length" max_new_tokens ran out first: the text is cut off and must never count as a finished
            solution or step.
 - Sample.text has no special tokens. sample(): the continuation with steps re-joined by exactly
@@ -21,7 +24,8 @@ Rules callers rely on:
   step ended generation. sample_steps(): the step alone, stripped, without the delimiter; leading
   delimiters/whitespace (e.g. the second "\\n" of a "\\n\\n" habit) do not close an empty step.
 - Sample.num_tokens counts the token ids the model generated for the sample, the stopping token
-  (EOS or the delimiter-holding token) included; "length" samples have exactly max_new_tokens.
+  (EOS, or the token completing a step or a stop string) included; "length" samples have exactly
+  max_new_tokens.
 - A call holding a prompt whose tokens plus max_new_tokens exceed the model's positions is refused
   with a ValueError before anything is generated (context_limit.py states the rule; a huge text is
   refused without being tokenised); context_limit.fitting_problems leaves such problems out first.
@@ -39,7 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ttc_lib.generation.context_limit import encode_prompts, max_prompt_chars, position_limit
-from ttc_lib.generation.decoding import decode, final_text
+from ttc_lib.generation.decoding import StopStrings, decode, final_text, stop_table
 from ttc_lib.generation.kv_cache import (
     ATTENTION,
     SAFE_MODEL_TYPES,
@@ -52,7 +56,7 @@ from ttc_lib.generation.prefix_reuse import PrefixStore
 from ttc_lib.generation.sampling import GOLDEN, mix32, prompt_key, row_key
 from ttc_lib.generation.teacher_forcing import teacher_forced_logprobs
 from ttc_lib.models.identity import weights_identity
-from ttc_lib.tasks.prompts import PROMPT_STYLES, format_prompt
+from ttc_lib.tasks.prompts import PROMPT_STYLES, check_prompt_style, format_prompt
 from ttc_lib.tasks.steps import STEP_DELIMITER
 
 CPU_KV_BUDGET = 4 << 30  # bytes of KV cache per chunk on CPU; CUDA uses 40% of free memory
@@ -66,7 +70,7 @@ class Sample:
 
     text: str
     num_tokens: int
-    finish_reason: str  # "end" | "step" | "length"
+    finish_reason: str  # "end" | "step" | "stop" | "length"
 
 
 @dataclass(frozen=True)
@@ -107,8 +111,7 @@ class Generator:
     def __init__(self, model, tokenizer, *, prompt_style: str = "plain", device: str | torch.device = "auto",
                  max_batch_rows: int | None = None, kv_cache: str = "auto", reuse_prefixes: bool = True,
                  identity: str | None = None) -> None:
-        if prompt_style not in PROMPT_STYLES:
-            raise ValueError(f"unknown prompt_style {prompt_style!r}; known: {sorted(PROMPT_STYLES)}")
+        self.stop_strings = check_prompt_style(prompt_style, tokenizer).stop_strings  # clear errors
         if kv_cache not in ("auto", "shared", "dynamic"):
             raise ValueError(f"kv_cache must be 'auto', 'shared' or 'dynamic', got {kv_cache!r}")
         if max_batch_rows is not None and max_batch_rows < 1:
@@ -128,7 +131,7 @@ class Generator:
             ids = getattr(cfg, "eos_token_id", None)
             eos.update(ids if isinstance(ids, (list, tuple)) else [ids])
         self.eos_ids = sorted(i for i in eos if i is not None)
-        self._tables: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
         self._pool = KVPool()  # decode buffers reused across chunks and calls
         self.generated_tokens = 0  # running totals over this Generator's calls (compute accounting)
         self.prefill_tokens = 0
@@ -182,10 +185,11 @@ class Generator:
 
     @property
     def identity(self) -> str:
-        """The model's identity and the prompt style (both decide the samples): cache keys of its work."""
+        """The model's identity, the prompt style, its stop strings (they decide the samples): cache keys."""
         if self._model_identity is None:  # an in-memory model: its weights, hashed once
             self._model_identity = weights_identity(self.model)
-        return f"{self._model_identity}|prompt={self.prompt_style}"
+        stops = f"|stop={list(self.stop_strings)}" if self.stop_strings else ""  # samples end there
+        return f"{self._model_identity}|prompt={self.prompt_style}{stops}"
 
     # ----------------------------------------------------------------------------- public calls
     def sample(self, questions: list[str], n: int, *, temperature: float = 1.0, top_p: float = 1.0,
@@ -214,7 +218,7 @@ class Generator:
         separately (solution without special tokens)."""
         if len(questions) != len(solutions):
             raise ValueError(f"{len(questions)} questions but {len(solutions)} solutions")
-        prompts = self.tokenizer([format_prompt(q, self.prompt_style) for q in questions])["input_ids"]
+        prompts = self.tokenizer([format_prompt(q, self.prompt_style, self.tokenizer) for q in questions])["input_ids"]
         sol_ids, ends = self._solution_tokens(solutions)
         seqs = [p + s for p, s in zip(prompts, sol_ids)]
         values = teacher_forced_logprobs(self.model, seqs, [len(p) for p in prompts],
@@ -233,8 +237,9 @@ class Generator:
             return ids, [[min(len(s), len(self.tokenizer.decode(row[:j + 1]))) for j in range(len(row))]
                          for s, row in zip(solutions, ids)]
 
-    def _token_tables(self, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per token id: may it close a step (its text holds the delimiter's last character), is it EOS."""
+    def _token_tables(self, vocab: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Per token id: may it close a step (its text holds the delimiter's last character), is it
+        EOS, may it complete a stop string (None: the style has none)."""
         if self._tables is None or self._tables[0].numel() != vocab:
             known = min(vocab, len(self.tokenizer))
             texts = self.tokenizer.batch_decode([[i] for i in range(known)])
@@ -242,7 +247,8 @@ class Generator:
             delim[:known] = torch.tensor([STEP_DELIMITER[-1] in t for t in texts])
             eos = torch.zeros(vocab, dtype=torch.bool)
             eos[[i for i in self.eos_ids if i < vocab]] = True
-            self._tables = (delim.to(self.device), eos.to(self.device))
+            halt = stop_table(self.tokenizer, self.stop_strings, vocab).to(self.device) if self.stop_strings else None
+            self._tables = (delim.to(self.device), eos.to(self.device), halt)
         return self._tables
 
     def _rows_per_chunk(self, prompt_len: int, max_new: int) -> int:
@@ -268,7 +274,7 @@ class Generator:
             raise ValueError(f"n and max_new_tokens must be >= 1, got n={n}, max_new_tokens={max_new_tokens}")
         if temperature < 0 or not 0 < top_p <= 1:
             raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
-        texts = [format_prompt(q, self.prompt_style) + p for q, p in zip(questions, prefixes)]
+        texts = [format_prompt(q, self.prompt_style, self.tokenizer) + p for q, p in zip(questions, prefixes)]
         # a prompt is (text, stream); identical prompts share samples: compute them once
         texts = list(zip(texts, [0] * len(texts) if streams is None else [int(s) for s in streams]))
         unique = list(dict.fromkeys(texts))
@@ -289,10 +295,12 @@ class Generator:
         size = self._rows_per_chunk(max(len(e) for e in enc), max_new_tokens)
         chunks = [rows[s:s + size] for s in range(0, len(rows), size)]
         bar = dict(disable=True) if not progress else {}  # else tqdm honours TQDM_DISABLE
+        longest = max(map(len, self.stop_strings), default=0)  # a prompt's tail may begin a stop string
+        leads = [t[max(0, len(t) + 1 - longest):] for t, _ in unique] if self.stop_strings else None
         done: dict[tuple[int, int], Sample] = {}
         for chunk in tqdm(chunks, desc="steps" if step_mode else "samples", unit="chunk", **bar):
             done.update(zip(chunk, self._decode_chunk(chunk, enc, group, bases, step_mode, temperature,
-                                                      top_p, max_new_tokens)))
+                                                      top_p, max_new_tokens, leads)))
         slot = {t: u for u, t in enumerate(unique)}
         return [[done[(slot[t], i if draws > 1 else 0)] for i in range(n)] for t in texts]
 
@@ -324,15 +332,17 @@ class Generator:
         return cache, logits, None
 
     @torch.inference_mode()
-    def _decode_chunk(self, chunk, enc, group, bases, step_mode, temperature, top_p, max_new) -> list[Sample]:
+    def _decode_chunk(self, chunk, enc, group, bases, step_mode, temperature, top_p, max_new,
+                      leads=None) -> list[Sample]:
         """Prefill the chunk's prompts, then decode all its rows together until each one stops."""
         cache, logits, attn = self._prefill(chunk, enc, group, max_new)
         keys = torch.tensor([row_key(bases[u], i) for u, i in chunk], device=self.device)
         next_pos = torch.tensor([len(enc[u]) for u, _ in chunk], device=self.device)
-        shared = attn is None
+        shared, (delim, eos, halt) = attn is None, self._token_tables(logits.shape[-1])
+        stops = None if halt is None else StopStrings(self.stop_strings, halt, [leads[u] for u, _ in chunk])
         with attention_implementation(self.model, ATTENTION) if shared else nullcontext():
             rows = decode(self.model, self.tokenizer, cache, logits, keys=keys, next_pos=next_pos, attn=attn,
-                          tables=self._token_tables(logits.shape[-1]), step_mode=step_mode,
-                          temperature=temperature, top_p=top_p, max_new=max_new)
+                          tables=(delim, eos), step_mode=step_mode, temperature=temperature, top_p=top_p,
+                          max_new=max_new, stops=stops)
         self.generated_tokens += sum(len(r.ids) for r in rows)
         return [Sample(final_text(self.tokenizer, r, step_mode), len(r.ids), r.reason) for r in rows]

@@ -70,8 +70,8 @@ def best_of_n(generator: Any, verifier: Verifier | None, problems: list[Problem]
                                    [samples[q][j].text for q, j in done], [q for q, _ in done], len(problems),
                                    how=aggregate)
         scores = dict(zip(done, got))
-    prompts = generator.tokenizer([format_prompt(q, generator.prompt_style) for q in questions])["input_ids"] \
-        if questions else []
+    prompt_texts = [format_prompt(q, generator.prompt_style, generator.tokenizer) for q in questions]
+    prompts = generator.tokenizer(prompt_texts)["input_ids"] if questions else []
     vp = int(getattr(verifier, "num_params", 0)) if selection != "majority" else 0
     out = []
     for q, (p, row) in enumerate(zip(problems, samples)):

@@ -12,9 +12,9 @@ Expand-and-score (``expand_and_score``), shared by beam, lookahead and DVTS
   prefix) gets ``counts[i]`` next steps from ``Generator.sample_steps`` (one call per distinct
   count, all questions batched); ``streams`` give prompts with the same text different samples
   (duplicate beams, DVTS subtrees).
-* A child is "final" when its step ended the solution (answer step or EOS), "cut" when the step
-  ran out of tokens or the solution's generated tokens exceed ``max_new_tokens`` (a cut text is
-  never a solution and is not scored), else "open".
+* A child is "final" when its step ended the solution (answer step, EOS or a stop string), "cut"
+  when the step ran out of tokens or the solution's generated tokens exceed ``max_new_tokens`` (a
+  cut text is never a solution and is not scored), else "open".
 * lookahead k > 0: every distinct open child is rolled out k more steps at temperature 0 (stopping
   at a final or cut step, whose cut text is dropped); the verifier scores the rolled-out text and
   the child keeps that score, not the rollout (the paper's lookahead search).
@@ -180,7 +180,7 @@ def score_texts(verifier: Verifier, questions: Sequence[str], texts: Sequence[st
 
 def _prompt_tokens(generator: Any, questions: Sequence[str], prefixes: Sequence[str]) -> list[int]:
     """Token count of each prompt as the generator reads it (question prompt + prefix)."""
-    texts = [format_prompt(q, generator.prompt_style) + p for q, p in zip(questions, prefixes)]
+    texts = [format_prompt(q, generator.prompt_style, generator.tokenizer) + p for q, p in zip(questions, prefixes)]
     return [len(ids) for ids in generator.tokenizer(texts)["input_ids"]] if texts else []
 
 
@@ -227,7 +227,7 @@ def expand_and_score(generator: Any, verifier: Verifier, questions: Sequence[str
             text = join_steps(split_steps(prefixes[i]) + [s.text]) if s.text else prefixes[i]
             tokens = path_tokens[i] + s.num_tokens
             status = "cut" if s.finish_reason == "length" or tokens > max_new_tokens else \
-                "final" if s.finish_reason == "end" else "open"
+                "final" if s.finish_reason in ("end", "stop") else "open"
             kids.append((text, status, tokens))
         children.append(kids)
 

@@ -167,7 +167,8 @@ def _grade(generator, chunk: Sequence[Problem], samples) -> list[dict]:
     """Per question, its samples graded: text, answer, finished, correct, generated and prompt tokens."""
     records = []
     for problem, group in zip(chunk, samples):
-        prompt_len = len(generator.tokenizer(format_prompt(problem.question, generator.prompt_style))["input_ids"])
+        prompt = format_prompt(problem.question, generator.prompt_style, generator.tokenizer)
+        prompt_len = len(generator.tokenizer(prompt)["input_ids"])
         answers = [extract_answer(s.text) if s.finish_reason != "length" else None for s in group]
         records.append({"text": [s.text for s in group], "answer": answers,
                         "finished": [s.finish_reason != "length" for s in group],

@@ -106,7 +106,8 @@ def run_chains(generator, problems, lengths: Sequence[int], *, seed: int = 0, te
                                        seed=step_seed(seed, t), progress=False)
             for text, group in zip(texts, samples):
                 if text not in n_prompt:
-                    n_prompt[text] = len(generator.tokenizer(format_prompt(text, generator.prompt_style))["input_ids"])
+                    prompt = format_prompt(text, generator.prompt_style, generator.tokenizer)
+                    n_prompt[text] = len(generator.tokenizer(prompt)["input_ids"])
                 for (p, c, context), s in zip(prompts[text], group):
                     finished = s.finish_reason != "length"
                     chains[p][c].append(Attempt(s.text, extract_answer(s.text) if finished else None, finished,
@@ -121,7 +122,7 @@ def scored_tokens(verifier: Verifier, questions: Sequence[str], solutions: Seque
                                                                  "plain")
     if tok is None:  # a verifier without a tokenizer: characters as a stand-in
         return [len(format_prompt(q)) + len(s) for q, s in zip(questions, solutions)]
-    prompts = tok([format_prompt(q, style) for q in questions])["input_ids"]
+    prompts = tok([format_prompt(q, style, tok) for q in questions])["input_ids"]
     sols = tok(list(solutions), add_special_tokens=False)["input_ids"]
     return [len(a) + len(b) for a, b in zip(prompts, sols)]
 

@@ -1,13 +1,23 @@
 """The one place that owns prompt formats: how a question (and a partial solution) becomes text.
 
 Generation, training, verifier scoring and revision prompts all build their text here, so a
-model always sees the format it was trained on. Styles live in a name -> function registry; a
-checkpoint trained by ttc records its style in ``ttc_config.json`` (see models.py).
+model always sees the format it was trained on. Styles live in a name -> PromptStyle registry; a
+checkpoint trained by ttc records its style in ``ttc_config.json`` (see models.py); a user's
+model is given one with ``prompt_style``. Rules:
+- plain: the synthetic world's format. fewshot: two worked Problem/Solution examples for a base
+  model. chat: the tokenizer's own chat template (an instruct model), a system line asking for a
+  boxed answer, the question as the user turn, the assistant turn opened; it needs the tokenizer
+  (``format_prompt(..., tokenizer=)``) and refuses one without a chat template.
+- A style's stop strings end a sample where one appears in its text (generation cuts the text
+  there): fewshot stops at the start of an invented next problem; plain and chat have none (EOS).
+- A prompt text is tokenised with the tokenizer's special tokens everywhere, so a chat text leaves
+  out a leading BOS that the tokenizer adds by itself (no doubled BOS).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from ttc_lib.tasks.steps import STEP_DELIMITER
 
@@ -37,16 +47,67 @@ def _fewshot(question: str) -> str:
     return (STEP_DELIMITER * 2).join(blocks)
 
 
-PROMPT_STYLES: dict[str, Callable[[str], str]] = {"plain": _plain, "fewshot": _fewshot}
+CHAT_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."  # Qwen2.5-Math's
 
 
-def format_prompt(question: str, style: str = "plain") -> str:
-    """The text a model is given before its solution; a prefix of steps is appended verbatim."""
-    try:
-        fn = PROMPT_STYLES[style]
-    except KeyError:
-        raise ValueError(f"unknown prompt style {style!r}; known: {sorted(PROMPT_STYLES)}") from None
-    return fn(question)
+def _chat(question: str, tokenizer: Any) -> str:
+    # The instruct model's own template: system line, the question as the user turn, assistant opened.
+    messages = [{"role": "system", "content": CHAT_SYSTEM}, {"role": "user", "content": question.strip()}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    bos = getattr(tokenizer, "bos_token", None)
+    if bos and text.startswith(bos) and tokenizer("")["input_ids"][:1] == [tokenizer.bos_token_id]:
+        text = text[len(bos):]  # the tokenizer adds it when the text is tokenised
+    return text
+
+
+@dataclass(frozen=True)
+class PromptStyle:
+    """How a style builds a prompt (``build(question, tokenizer)``; the tokenizer is None unless
+    ``needs_tokenizer``) and the strings that end a sample of it (module rules)."""
+
+    build: Callable[[str, Any], str]
+    stop_strings: tuple[str, ...] = ()
+    needs_tokenizer: bool = False
+
+
+PROMPT_STYLES: dict[str, PromptStyle] = {
+    "plain": PromptStyle(lambda q, _: _plain(q)),
+    "fewshot": PromptStyle(lambda q, _: _fewshot(q), stop_strings=(STEP_DELIMITER + "Problem:",)),
+    "chat": PromptStyle(_chat, needs_tokenizer=True),
+}
+
+
+def registered_style(style: str) -> PromptStyle:
+    """The registered style ``style``; a ValueError naming ``prompt_style`` and the known ones otherwise."""
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"unknown prompt_style {style!r}; known: {sorted(PROMPT_STYLES)}")
+    return PROMPT_STYLES[style]
+
+
+def check_prompt_style(style: str, tokenizer: Any) -> PromptStyle:
+    """``registered_style(style)``, and a ValueError when ``tokenizer`` cannot build it (chat: none given,
+    or one without a chat template), naming ``prompt_style`` and what to use instead. A Generator
+    checks its style when it is made, so a wrong one fails before any work."""
+    found = registered_style(style)
+    if found.needs_tokenizer and tokenizer is None:
+        raise ValueError(f"prompt_style={style!r} formats prompts with the model's tokenizer: pass tokenizer=")
+    if found.needs_tokenizer and not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"prompt_style={style!r} needs a tokenizer with a chat template (an instruct model's), "
+                         "and this one has none: use prompt_style='fewshot' for a base model (or 'plain' for a "
+                         "model trained by ttc), or set tokenizer.chat_template")
+    return found
+
+
+def format_prompt(question: str, style: str = "plain", tokenizer: Any = None) -> str:
+    """The text a model is given before its solution; a prefix of steps is appended verbatim.
+    ``tokenizer``: the model's, needed by the chat style (module rules); the others ignore it."""
+    found = check_prompt_style(style, tokenizer)
+    return found.build(question, tokenizer if found.needs_tokenizer else None)
+
+
+def stop_strings(style: str) -> tuple[str, ...]:
+    """The strings that end a sample of ``style`` (generation cuts the text where one starts)."""
+    return registered_style(style).stop_strings
 
 
 MAX_ATTEMPTS = 4  # previous attempts a revision reads (the paper's 4); older ones are dropped

@@ -111,7 +111,7 @@ class HeadPRM:
             raise ValueError(f"got {len(questions)} questions but {len(solutions)} solutions")
         if not solutions:
             return []
-        prompts = self.tokenizer([format_prompt(q, self.prompt_style) for q in questions])["input_ids"]
+        prompts = self.tokenizer([format_prompt(q, self.prompt_style, self.tokenizer) for q in questions])["input_ids"]
         try:
             enc = self.tokenizer(list(solutions), add_special_tokens=False, return_offsets_mapping=True)
             ids, starts = enc["input_ids"], [[s for s, _ in offs] for offs in enc["offset_mapping"]]

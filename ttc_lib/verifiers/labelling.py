@@ -11,7 +11,7 @@ Rules
 * Labels of step i (one row per question, sample, step):
   - the final step (i = n_steps - 1): soft = hard = final_correct, no rollouts;
   - an earlier step: R = ``rollouts_per_step`` rollouts continue after its prefix; a rollout is
-    right iff it finishes ("end", not cut off) and the final answer of ITS OWN continuation
+    right iff it finishes ("end" or "stop", not cut off) and the final answer of ITS OWN continuation
     grades equal to the reference. soft = right / R (the policy's chance of success from
     there), hard = right > 0 (hard agrees better with true step correctness: 90% of steps vs
     87% for soft in the cpu reference run, docs/results/cpu/README.md section 02,
@@ -182,7 +182,8 @@ def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelCo
             out = generator.sample([p.question for _, p, _ in batch], c.rollouts_per_step,
                                    prefixes=[pre for _, _, pre in batch], seed=c.rollout_seed, **gen_kw)
             rollout_cache.put_many(
-                (k, {"answers": [extract_answer(s.text) if s.finish_reason == "end" else None for s in rolls],
+                (k, {"answers": [extract_answer(s.text) if s.finish_reason in ("end", "stop") else None
+                                 for s in rolls],
                      "tokens": sum(s.num_tokens for s in rolls)})
                 for (k, _, _), rolls in zip(batch, out))
             rolled += sum(len(r) for r in out)

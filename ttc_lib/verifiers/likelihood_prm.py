@@ -175,7 +175,7 @@ class LikelihoodPRM:
             for i, s, tl in zip(rows, ss, self.backbone.token_logprobs(qs, ss)):
                 out[i] = step_features(s, tl)
                 self.tokens_scored += len(tl.token_ids)
-            prompts = tok([format_prompt(q, self.backbone.prompt_style) for q in qs])["input_ids"]
+            prompts = tok([format_prompt(q, self.backbone.prompt_style, tok) for q in qs])["input_ids"]
             self.tokens_scored += sum(len(p) for p in prompts)
         return out
 
