@@ -27,7 +27,7 @@ OVERRIDES := $(foreach s,$(SET),--set $(s)) $(if $(GENERATOR),--set generator=$(
              $(if $(DATA),--set source=$(DATA)) $(if $(VERIFIER),--set verifier=$(VERIFIER))
 TEST_RUNS := $(CURDIR)/build/test-runs
 
-.PHONY: run test unit lint lab install clean benchmarks record publish $(STAGES)
+.PHONY: run test unit lint lab install clean benchmarks gpu-check record publish $(STAGES)
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ lab: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/generation.py
+
+# the engine on random models of real shapes (1.5B policy, 7B PRM): one line per figure; needs CUDA
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf build data/runs
