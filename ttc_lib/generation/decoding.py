@@ -67,13 +67,11 @@ class StopStrings:
     leads: list[str]
 
 
-def stop_table(tokenizer, strings: Sequence[str], vocab: int) -> torch.Tensor:
-    """Per token id: does its text hold the last character of one of ``strings``."""
-    known = min(vocab, len(tokenizer))
-    ends = {s[-1] for s in strings}
+def char_table(texts: Sequence[str], chars: set[str], vocab: int) -> torch.Tensor:
+    """Per token id (``texts``: each known id's decoded text): does its text hold one of ``chars``.
+    Ids past the texts (a padded vocabulary) are False."""
     table = torch.zeros(vocab, dtype=torch.bool)
-    texts = tokenizer.batch_decode([[i] for i in range(known)])
-    table[:known] = torch.tensor([any(c in t for c in ends) for t in texts])
+    table[:len(texts)] = torch.tensor([any(c in t for c in chars) for t in texts[:vocab]])
     return table
 
 

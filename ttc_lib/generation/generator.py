@@ -43,7 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ttc_lib.generation.context_limit import encode_prompts, max_prompt_chars, position_limit
-from ttc_lib.generation.decoding import StopStrings, decode, final_text, stop_table
+from ttc_lib.generation.decoding import StopStrings, char_table, decode, final_text
 from ttc_lib.generation.kv_cache import (
     ATTENTION,
     SAFE_MODEL_TYPES,
@@ -243,11 +243,11 @@ class Generator:
         if self._tables is None or self._tables[0].numel() != vocab:
             known = min(vocab, len(self.tokenizer))
             texts = self.tokenizer.batch_decode([[i] for i in range(known)])
-            delim = torch.zeros(vocab, dtype=torch.bool)
-            delim[:known] = torch.tensor([STEP_DELIMITER[-1] in t for t in texts])
+            delim = char_table(texts, {STEP_DELIMITER[-1]}, vocab)
             eos = torch.zeros(vocab, dtype=torch.bool)
             eos[[i for i in self.eos_ids if i < vocab]] = True
-            halt = stop_table(self.tokenizer, self.stop_strings, vocab).to(self.device) if self.stop_strings else None
+            halt = char_table(texts, {t[-1] for t in self.stop_strings}, vocab).to(self.device) \
+                if self.stop_strings else None
             self._tables = (delim.to(self.device), eos.to(self.device), halt)
         return self._tables
 
