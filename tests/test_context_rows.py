@@ -127,3 +127,12 @@ def test_recipe_differences_name_what_differs():
     assert recipe_differences(policy, {**policy, "config": {**config, "warmup_steps": 10}}) == \
         ["warmup_steps: policy 100 vs large 10"]
     assert "no training config" in recipe_differences(policy, {"params": 5})[0]
+
+
+def test_a_level_floor_keeps_the_rows_below_it_plain():
+    problems = _problems(80)
+    rows = with_context_rows(problems, 1.0, seed=0, min_level=3)
+    assert all((row != p) == (p.level >= 3) for row, p in zip(rows, problems))
+    assert 0 < context_share(rows, problems) < 1
+    with pytest.raises(ValueError, match="min_level"):
+        with_context_rows(problems, 1.0, min_level=-1)

@@ -18,7 +18,14 @@ from ttc_lib.revisions.analysis import (
     ratio_label,
     transitions,
 )
-from ttc_lib.revisions.data import RevisionExample, build_revision_data, closest, edit_distance, to_problems
+from ttc_lib.revisions.data import (
+    RevisionExample,
+    build_revision_data,
+    closest,
+    edit_distance,
+    to_problems,
+    training_splits,
+)
 from ttc_lib.revisions.training import train_revision_model
 from ttc_lib.search import revision_chains as rv
 from ttc_lib.tasks.problem import Problem
@@ -332,3 +339,17 @@ def test_sample_answers_of_a_policy_retrained_in_place_are_not_the_old_ones(tmp_
     fresh2, cached2 = answers(2)
     assert fresh2.text.tolist() != fresh1.text.tolist()  # the two policies do answer differently
     pd.testing.assert_frame_equal(cached2, fresh2)  # the retrained policy's own samples, not the cached ones
+
+
+def test_training_splits_take_the_last_questions_and_a_level_floor_picks_hard_ones():
+    train = [Problem(id=f"q{i}", question=f"Q{i}", answer="1", solution="\\boxed{1}", level=1 + i % 4)
+             for i in range(40)]
+    revision, orm = training_splits(train, 6, 4)
+    assert [p.id for p in revision] == [f"q{i}" for i in range(34, 40)]
+    assert [p.id for p in orm] == [f"q{i}" for i in range(30, 34)]
+    revision, orm = training_splits(train, 6, 4, min_level=3)
+    assert all(p.level >= 3 for p in revision) and len(revision) == 6
+    assert revision[-1].id == "q39" and not {p.id for p in revision} & {p.id for p in orm}
+    assert [p.id for p in orm] == ["q32", "q33", "q36", "q37"]  # the last of the questions left
+    with pytest.raises(ValueError, match="level >= 5"):
+        training_splits(train, 6, 4, min_level=5)

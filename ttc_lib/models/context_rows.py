@@ -37,9 +37,11 @@ CORRECT_SHARE = 0.25  # probability that an attempt of a context row is the refe
 
 def with_context_rows(problems: list[Problem], share: float, seed: int = 0, *, tokenizer: Any = None,
                       max_tokens: int | None = None, max_attempts: int = MAX_ATTEMPTS,
-                      correct_share: float = CORRECT_SHARE) -> list[Problem]:
-    """A copy of ``problems`` in which a ``share`` of the rows (each row independently, seeded) reads
-    1..``max_attempts`` attempts at its own question (module docstring) before its solution. Ids,
+                      correct_share: float = CORRECT_SHARE, min_level: int = 0) -> list[Problem]:
+    """A copy of ``problems`` in which a ``share`` of the rows of level >= ``min_level`` (each row
+    independently, seeded; rows below it stay plain) reads 1..``max_attempts`` attempts at its own
+    question (module docstring) before its solution. Why a level floor: reading pays only where the
+    policy's own computation is unsure; on the easy levels it answers from the question alone. Ids,
     answers, solutions and levels are unchanged; rows keep their order. With ``tokenizer`` and
     ``max_tokens``, a row too long for the model's position limit drops its oldest attempts until
     it fits (none left: the plain question). share 0 returns the problems unchanged. Every problem
@@ -49,6 +51,8 @@ def with_context_rows(problems: list[Problem], share: float, seed: int = 0, *, t
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= MAX_ATTEMPTS:
         raise ValueError(f"max_attempts must be an int in 1..{MAX_ATTEMPTS} (the revision format's limit), "
                          f"got {max_attempts!r}")
+    if isinstance(min_level, bool) or not isinstance(min_level, int) or min_level < 0:
+        raise ValueError(f"min_level must be an int >= 0 (0: every level), got {min_level!r}")
     if (tokenizer is None) != (max_tokens is None):
         raise ValueError("give both tokenizer and max_tokens (the length guard), or neither")
     if share == 0:
@@ -56,7 +60,7 @@ def with_context_rows(problems: list[Problem], share: float, seed: int = 0, *, t
     rng = random.Random(seed)
     rows: list[Problem] = []
     for problem in problems:
-        if rng.random() >= share:
+        if problem.level < min_level or rng.random() >= share:
             rows.append(problem)
             continue
         try:

@@ -32,7 +32,8 @@ FREE_IN_RECIPE = ("lr",)  # TrainConfig fields the larger model may set apart fr
 
 def training_jobs(train: Sequence[Problem], tokenizer: Any, out_dirs: dict[str, Path], *, policy_model: str,
                   policy_steps: int, verifier_extra_steps: int, large_model: str, batch_size: int, lr: float,
-                  large_lr: float, context_share: float, seed: int) -> tuple[list[list[dict]], list[Problem]]:
+                  large_lr: float, context_share: float, seed: int,
+                  context_min_level: int = 0) -> tuple[list[list[dict]], list[Problem]]:
     """(the jobs of ``parallel_training.train_many``: [[policy, its verifier continuation], [large]],
     the policy's training rows). The large job gets the policy's very rows and its config but the
     peak lr (module docstring)."""
@@ -40,7 +41,8 @@ def training_jobs(train: Sequence[Problem], tokenizer: Any, out_dirs: dict[str, 
     if missing:
         raise ValueError(f"train_study_models: out_dirs lacks {missing} (roles: {list(ROLES)})")
     position_limit = min(get_spec(spec).max_position_embeddings for spec in (policy_model, large_model))
-    rows = with_context_rows(list(train), context_share, seed, tokenizer=tokenizer, max_tokens=position_limit)
+    rows = with_context_rows(list(train), context_share, seed, tokenizer=tokenizer, max_tokens=position_limit,
+                             min_level=context_min_level)
     policy = TrainConfig(steps=policy_steps, batch_size=batch_size, lr=lr, seed=seed)
     verifier = TrainConfig(steps=verifier_extra_steps, batch_size=batch_size, lr=lr, seed=seed + 1)
     jobs = [
@@ -55,13 +57,14 @@ def training_jobs(train: Sequence[Problem], tokenizer: Any, out_dirs: dict[str, 
 
 def train_study_models(train: Sequence[Problem], tokenizer: Any, out_dirs: dict[str, Path], *, policy_model: str,
                        policy_steps: int, verifier_extra_steps: int, large_model: str, batch_size: int, lr: float,
-                       large_lr: float, context_share: float, seed: int,
+                       large_lr: float, context_share: float, seed: int, context_min_level: int = 0,
                        parallel: bool = True) -> tuple[dict[str, dict], list[Problem]]:
     """Train the policy, its verifier-backbone continuation and the larger model into ``out_dirs``
     (role -> folder); returns (role -> training record, the policy's training rows)."""
     jobs, rows = training_jobs(train, tokenizer, out_dirs, policy_model=policy_model, policy_steps=policy_steps,
                                verifier_extra_steps=verifier_extra_steps, large_model=large_model,
-                               batch_size=batch_size, lr=lr, large_lr=large_lr, context_share=context_share, seed=seed)
+                               batch_size=batch_size, lr=lr, large_lr=large_lr, context_share=context_share, seed=seed,
+                               context_min_level=context_min_level)
     records = train_many(jobs, parallel=parallel)
     return dict(zip(ROLES, records)), rows
 

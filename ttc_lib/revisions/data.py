@@ -85,15 +85,25 @@ def question_rng(seed: int, question_id: str, salt: int = 0) -> np.random.Genera
     return np.random.default_rng([seed, zlib.crc32(question_id.encode()), salt])
 
 
-def training_splits(train: Sequence[Problem], revision_questions: int,
-                    orm_questions: int) -> tuple[list[Problem], list[Problem]]:
+def training_splits(train: Sequence[Problem], revision_questions: int, orm_questions: int,
+                    min_level: int = 0) -> tuple[list[Problem], list[Problem]]:
     """(revision-data questions, revision-ORM questions): disjoint, from the END of the training split
-    (notebook 02 labels the first ones)."""
+    (notebook 02 labels the first ones). The revision questions are the last ``revision_questions``
+    of level >= ``min_level`` (0: any level; why a floor: the policy's answers to easy questions are
+    all correct, so they give no wrong attempt to revise), the ORM questions the last
+    ``orm_questions`` of the rest, in training order."""
     if revision_questions < 1 or orm_questions < 0 or revision_questions + orm_questions > len(train):
         raise ValueError(f"revision_questions={revision_questions} + orm_questions={orm_questions} must be >= 1 and "
                          f"fit in the {len(train)} training problems")
-    end = len(train) - revision_questions
-    return list(train[end:]), list(train[end - orm_questions:end])
+    if isinstance(min_level, bool) or not isinstance(min_level, int) or min_level < 0:
+        raise ValueError(f"min_level must be an int >= 0 (0: any level), got {min_level!r}")
+    chosen = [i for i in range(len(train) - 1, -1, -1) if train[i].level >= min_level][:revision_questions]
+    if len(chosen) < revision_questions:
+        raise ValueError(f"only {len(chosen)} training problems have level >= {min_level}; lower the revision "
+                         f"questions' level floor or revision_questions ({revision_questions})")
+    taken = set(chosen)
+    rest = [i for i in range(len(train) - 1, -1, -1) if i not in taken][:orm_questions]
+    return [train[i] for i in sorted(chosen)], [train[i] for i in sorted(rest)]
 
 
 def sample_answers(generator, problems: Sequence[Problem], n: int, *, temperature: float, max_new_tokens: int,
