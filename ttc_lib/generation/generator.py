@@ -43,14 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ttc_lib.generation.context_limit import encode_prompts, max_prompt_chars, position_limit
-from ttc_lib.generation.decoding import (
-    StopStrings,
-    char_table,
-    decode,
-    final_text,
-    splits_at_newlines,
-    token_flags,
-)
+from ttc_lib.generation.decoding import StopStrings, char_table, decode, final_text, splits_at_newlines, token_flags
 from ttc_lib.generation.kv_cache import (
     ATTENTION,
     SAFE_MODEL_TYPES,
