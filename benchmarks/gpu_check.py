@@ -12,7 +12,8 @@ random digit strings (one token per digit), so every prompt has the same length.
 (b) tokens/s of Generator.sample vs model.generate on the same prompts, n samples each;
 (c) peak GPU memory of each setting; (d) sample_steps vs sample time per token (a random model
 never closes a step, so both run to the budget: this is step mode's overhead per token);
-(e) the 7B-shaped PRM forward (backbone + a 2-way head on every position): tokens/s.
+(e) the 7B-shaped PRM forward (backbone + a 2-way head on every position): tokens/s;
+(f) the rows per decode chunk the Generator picks from free memory when max_batch_rows is unset.
 Imports only torch, transformers, the standard library and ttc_lib (generation, models.tokenizer).
 Each line reads `name: value unit (details)`.
 """
@@ -30,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ttc_lib.generation.generator import Generator  # noqa: E402
+from ttc_lib.generation.memory import CUDA_DECODE_SHARE, decode_rows  # noqa: E402
 from ttc_lib.tasks.prompts import format_prompt  # noqa: E402
 
 # ---- knobs: full run (one H200), then the --tiny overrides (CPU, seconds)
@@ -209,6 +211,14 @@ def step_ratio(gen: Generator, s: dict) -> str:
             f"budget {new}; random model: steps never close, so this is step mode's per-token overhead)")
 
 
+def chunk_rows(gen: Generator, s: dict) -> str:
+    """(f) Rows per decode chunk from memory (memory.decode_rows), for the throughput budget."""
+    rows = decode_rows(gen.model, gen.device, s["max_new"])
+    where = f"{CUDA_DECODE_SHARE:.0%} of free GPU memory" if gen.device.type == "cuda" else "the fixed CPU budget"
+    return (f"chunk_rows: {rows} rows (decode rows per chunk for a {s['max_new']}-token budget, "
+            f"shared-prefix cache, sized from {where})")
+
+
 @torch.inference_mode()
 def prm_forward(s: dict, tokenizer, device: torch.device, dtype: torch.dtype) -> list[str]:
     """(e) The 7B-shaped PRM: backbone + a 2-way head on every position, random scoring inputs."""
@@ -245,6 +255,7 @@ def main(argv: list[str] | None = None) -> list[str]:
             lines.append(line)
 
     emit(logits_check(gen, s))
+    emit(chunk_rows(gen, s))
     for rows in s["rows"]:
         emit(throughput(gen, s, rows))
     emit(step_ratio(gen, s))

@@ -30,7 +30,7 @@ def test_tiny_prints_every_figure(tmp_path, one_thread):
         m = LINE.match(line)
         assert m, f"not `name: value unit (details)`: {line!r}"
         parsed[m[1]] = (m[2], m[4])
-    expected = ["logits_max_abs_diff", "step_full_time_ratio", "prm_tokens_per_s", "peak_memory[prm]"]
+    expected = ["logits_max_abs_diff", "chunk_rows", "step_full_time_ratio", "prm_tokens_per_s", "peak_memory[prm]"]
     for rows in gc.TINY["rows"]:
         expected += [f"tokens_per_s[engine,rows={rows}]", f"tokens_per_s[generate,rows={rows}]",
                      f"speedup[rows={rows}]", f"peak_memory[engine,rows={rows}]",

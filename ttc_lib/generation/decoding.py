@@ -12,6 +12,9 @@ Rules (generation.py states them for callers):
   at 0. Only tokens holding a stop string's last character trigger the check; a style without
   stop strings (plain) costs nothing.
 - Finished rows leave the batch once COMPACT_FRACTION of it is done: the rest stop paying for them.
+- Host reads: one per step, the chunk's sampled tokens (``tolist``); the token tables are bytes on
+  the host, each row's tokens are host lists, finished/alive are host bookkeeping. A text check
+  decodes only the row's tokens since its anchor (RowText), not the whole row each time.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from tokenizers import decoders
 
 from ttc_lib.generation.kv_cache import SharedPrefixCache, cache_arg
 from ttc_lib.generation.sampling import choose_tokens
 from ttc_lib.tasks.steps import STEP_DELIMITER, is_final_step, join_steps, split_steps
 
 COMPACT_FRACTION = 0.25  # drop finished rows from the batch once this share of it is done
+EOS, STEP_END, STOP_END = 1, 2, 4  # bits of a token id's flags: EOS, may close a step, may complete a stop
 
 
 def first_step(text: str) -> tuple[str, bool]:
@@ -46,24 +51,29 @@ def answer_cut(text: str) -> str | None:
     return None
 
 
+def open_piece(text: str) -> str:
+    """The text after the last delimiter of ``text`` (as ``text.split`` cuts it): the step still open."""
+    return text.split(STEP_DELIMITER)[-1]
+
+
+def stop_at(whole: str, stops: Sequence[str], text_start: int) -> int | None:
+    """Where in ``whole`` the first stop string that ends past ``text_start`` starts, else None."""
+    starts = [k for k in (whole.find(stop, max(0, text_start - len(stop) + 1)) for stop in stops) if k >= 0]
+    return min(starts) if starts else None
+
+
 def stop_cut(text: str, stops: Sequence[str], lead: str = "") -> int | None:
     """Offset in ``text`` where the first stop string in ``lead + text`` that ends inside ``text``
     starts (0 when it starts in ``lead``, the prompt's tail), None when there is none."""
-    whole, starts = lead + text, []
-    for stop in stops:
-        k = whole.find(stop, max(0, len(lead) - len(stop) + 1))
-        if k >= 0:
-            starts.append(k)
-    return max(0, min(starts) - len(lead)) if starts else None
+    k = stop_at(lead + text, stops, len(lead))
+    return None if k is None else max(0, k - len(lead))
 
 
 @dataclass(frozen=True)
 class StopStrings:
-    """A style's stop strings for one decode: ``table[id]`` may token id complete one (its text
-    holds a stop string's last character); ``leads[r]`` the tail of row r's prompt."""
+    """A style's stop strings for one decode; ``leads[r]`` the tail of row r's prompt."""
 
     strings: tuple[str, ...]
-    table: torch.Tensor
     leads: list[str]
 
 
@@ -73,6 +83,67 @@ def char_table(texts: Sequence[str], chars: set[str], vocab: int) -> torch.Tenso
     table = torch.zeros(vocab, dtype=torch.bool)
     table[:len(texts)] = torch.tensor([any(c in t for c in chars) for t in texts[:vocab]])
     return table
+
+
+def token_flags(eos_ids: Sequence[int], step_end: torch.Tensor, stop_end: torch.Tensor | None) -> bytes:
+    """One byte per token id (of ``step_end``'s vocabulary): EOS | STEP_END | STOP_END bits, from
+    the EOS ids and the two char_tables (``stop_end`` None: the style has no stop strings)."""
+    flags = step_end.to(torch.uint8) * STEP_END
+    flags[[i for i in eos_ids if i < len(flags)]] |= EOS
+    if stop_end is not None:
+        flags |= stop_end.to(torch.uint8) * STOP_END
+    return bytes(flags.tolist())
+
+
+def splits_at_newlines(tokenizer) -> bool:
+    """True when ``decode(ids) == decode(ids[:k]) + decode(ids[k:])`` whenever ``decode(ids[:k])``
+    ends with "\\n": a fast tokenizer whose decoder is byte-level (bytes joined, then UTF-8 decoded:
+    after a newline byte nothing earlier can change; transformers' space clean-up never spans a
+    newline). Other decoders (SentencePiece's leading space, WordPiece's "##") are not."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return backend is not None and isinstance(backend.decoder, decoders.ByteLevel)
+
+
+class RowText:
+    """The stop rules' view of one row's text, so that a check decodes only the tokens since the
+    row's anchor. Full mode only moves the anchor (``movable``): after a check whose new text ends
+    with "\\n" on a tokenizer that splits_at_newlines. What is kept is what the rules still read of
+    the text before the anchor: its open step (the answer check splits the rest at the same
+    places; every closed step was checked when it closed) and its last ``keep`` characters (a stop
+    string ending past the anchor starts in them; none ends before it, since every token that
+    could complete one was checked, which needs stop strings ending in an ASCII character).
+    Step mode never moves it: a step ends at its first delimiter, so its checks are few."""
+
+    __slots__ = ("anchor", "offset", "piece", "tail", "tail_start")
+
+    def __init__(self, lead: str) -> None:
+        self.anchor = 0  # the row's ids[:anchor] decode to text no later token changes
+        self.offset = 0  # that text's length
+        self.piece = ""  # its open step
+        self.tail, self.tail_start = lead, -len(lead)  # its last chars (after the prompt's tail), where they start
+
+    def check(self, tokenizer, ids: list[int], *, halt: bool, step_mode: bool, stops: StopStrings | None,
+              movable: bool) -> tuple[str | None, int | None]:
+        """(finish reason or None, stop cut) of the row whose generated ids are ``ids``; ``halt``:
+        the last token may complete a stop string."""
+        new = tokenizer.decode(ids[self.anchor:], skip_special_tokens=True)
+        if halt and stops is not None:
+            k = stop_at(self.tail + new, stops.strings, max(0, -self.tail_start))
+            if k is not None:
+                return "stop", max(0, self.tail_start + k)
+        if step_mode:  # the anchor is 0: ``new`` is the whole text
+            step, closed = first_step(new)
+            return (("end" if is_final_step(step) else "step") if closed else None), None
+        window = self.piece + new
+        if answer_cut(window) is not None:
+            return "end", None
+        if movable and new.endswith("\n"):
+            keep = 0 if stops is None else max(map(len, stops.strings)) - 1
+            tail = self.tail + new
+            self.anchor, self.offset, self.piece = len(ids), self.offset + len(new), open_piece(window)
+            self.tail = tail[max(0, len(tail) - keep):] if keep else ""
+            self.tail_start = self.offset - len(self.tail)
+        return None, None
 
 
 @dataclass(frozen=True)
@@ -96,55 +167,52 @@ def final_text(tokenizer, row: Decoded, step_mode: bool) -> str:
     return join_steps(split_steps(raw if cut is None else cut))
 
 
+
+
 def decode(model, tokenizer, cache, logits: torch.Tensor, *, keys: torch.Tensor, next_pos: torch.Tensor,
-           attn: torch.Tensor | None, tables: tuple[torch.Tensor, torch.Tensor], step_mode: bool,
-           temperature: float, top_p: float, max_new: int, stops: StopStrings | None = None) -> list[Decoded]:
+           attn: torch.Tensor | None, flags: bytes, step_mode: bool, temperature: float, top_p: float,
+           max_new: int, stops: StopStrings | None = None, movable: bool = False) -> list[Decoded]:
     """Decode every row of ``cache`` from its first-token ``logits``. ``keys``: sampling keys;
     ``next_pos``: position of each row's first new token; ``attn``: the 2D mask (prompt columns
     then ``max_new``) for a DynamicCache, None for a SharedPrefixCache (which needs none);
-    ``stops``: the prompt style's stop strings, None when it has none."""
+    ``flags``: token_flags; ``stops``: the prompt style's stop strings, None when it has none;
+    ``movable``: full-mode text checks may move their anchor (RowText)."""
     rows, device = len(keys), keys.device
-    delim_table, eos_table = tables
     shared = isinstance(cache, SharedPrefixCache)
     width = None if shared else attn.shape[1] - max_new  # generated token t sits at column width + t
-    tokens = torch.zeros((rows, max_new), dtype=torch.long, device=device)
-    alive = torch.arange(rows, device=device)  # original row of each batch row
-    finished = torch.zeros(rows, dtype=torch.bool, device=device)  # per batch row
+    ids: list[list[int]] = [[] for _ in range(rows)]  # every row's tokens, on the host
+    texts = [RowText(stops.leads[r] if stops is not None else "") for r in range(rows)]
+    alive = list(range(rows))  # original row of each batch row
+    finished = [False] * rows  # per batch row
     reason, count, by_eos, cut = ["length"] * rows, [max_new] * rows, [False] * rows, [None] * rows
+    movable = movable and not step_mode
+    done = 0
     for t in range(max_new):
         tok = choose_tokens(logits, keys, t, temperature=temperature, top_p=top_p)
-        tokens[alive, t] = tok
-        eos, trig = eos_table[tok] & ~finished, delim_table[tok] & ~finished
-        halt = stops.table[tok] & ~finished if stops is not None else None
-        for j in (eos | trig if halt is None else eos | trig | halt).nonzero()[:, 0].tolist():
-            r = int(alive[j])  # an EOS, a step may have closed, or a stop string may have appeared
-            if bool(eos[j]):
-                reason[r], count[r], by_eos[r], finished[j] = "end", t + 1, True, True
-                continue
-            text = tokenizer.decode(tokens[r, :t + 1].tolist(), skip_special_tokens=True)
-            if halt is not None and bool(halt[j]):
-                cut[r] = stop_cut(text, stops.strings, stops.leads[r])
-                if cut[r] is not None:
-                    reason[r], count[r], finished[j] = "stop", t + 1, True
-                    continue
-            if step_mode:
-                step, closed = first_step(text)
-                stop = ("end" if is_final_step(step) else "step") if closed else None
+        sampled = tok.tolist()  # the step's one host read
+        for r, x in zip(alive, sampled):
+            ids[r].append(x)  # finished rows too until they leave the batch: cut by count below
+        for j in [j for j, x in enumerate(sampled) if flags[x] and not finished[j]]:
+            r, f = alive[j], flags[sampled[j]]  # an EOS, a step may have closed, or a stop string appeared
+            if f & EOS:
+                stop, by_eos[r] = "end", True
             else:
-                stop = "end" if answer_cut(text) is not None else None
+                stop, cut[r] = texts[r].check(tokenizer, ids[r], halt=bool(f & STOP_END), step_mode=step_mode,
+                                              stops=stops, movable=movable)
             if stop:
                 reason[r], count[r], finished[j] = stop, t + 1, True
-        if t == max_new - 1 or bool(finished.all()):
+                done += 1
+        if t == max_new - 1 or done == len(alive):
             break
-        if int(finished.sum()) >= COMPACT_FRACTION * len(finished):  # stop computing done rows
-            keep = (~finished).nonzero()[:, 0]
+        if done >= COMPACT_FRACTION * len(alive):  # stop computing done rows
+            kept = [j for j in range(len(alive)) if not finished[j]]
+            keep = torch.tensor(kept, device=device)
             cache.batch_select_indices(keep)
-            alive, finished, next_pos, keys, tok = (x.index_select(0, keep) for x in
-                                                    (alive, finished, next_pos, keys, tok))
+            next_pos, keys, tok = (x.index_select(0, keep) for x in (next_pos, keys, tok))
             attn = None if shared else attn.index_select(0, keep)
+            alive, finished, done = [alive[j] for j in kept], [False] * len(kept), 0
         extra = dict(shared_prefix=cache) if shared else dict(attention_mask=attn[:, :width + t + 1])
         out = model(input_ids=tok[:, None], position_ids=(next_pos + t)[:, None], **cache_arg(model, cache),
                     use_cache=True, **extra)
         logits = out.logits[:, -1]
-    ids = tokens.cpu().tolist()
     return [Decoded(ids[r][:count[r]], reason[r], by_eos[r], cut[r]) for r in range(rows)]

@@ -43,7 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ttc_lib.generation.context_limit import encode_prompts, max_prompt_chars, position_limit
-from ttc_lib.generation.decoding import StopStrings, char_table, decode, final_text
+from ttc_lib.generation.decoding import StopStrings, char_table, decode, final_text, splits_at_newlines, token_flags
 from ttc_lib.generation.kv_cache import (
     ATTENTION,
     SAFE_MODEL_TYPES,
@@ -51,6 +51,7 @@ from ttc_lib.generation.kv_cache import (
     attention_implementation,
     supports_shared_prefix,
 )
+from ttc_lib.generation.memory import decode_rows, free_bytes, logits_budget
 from ttc_lib.generation.prefill import plain_prefill, shared_prefill
 from ttc_lib.generation.prefix_reuse import PrefixStore
 from ttc_lib.generation.sampling import GOLDEN, mix32, prompt_key, row_key
@@ -59,7 +60,6 @@ from ttc_lib.models.identity import weights_identity
 from ttc_lib.tasks.prompts import PROMPT_STYLES, check_prompt_style, format_prompt
 from ttc_lib.tasks.steps import STEP_DELIMITER
 
-CPU_KV_BUDGET = 4 << 30  # bytes of KV cache per chunk on CPU; CUDA uses 40% of free memory
 PREFILL_TOKENS = 1024  # tokens per prefill forward on CPU (x16 on CUDA)
 REUSE_BYTES = 1 << 29  # earlier calls' prompt keys/values kept on CPU; CUDA keeps 10% of free memory
 
@@ -98,8 +98,9 @@ def default_dtype(device: str | torch.device) -> torch.dtype:
 class Generator:
     """Samples solutions or next steps from a causal LM; see the module docstring for the rules.
 
-    ``max_batch_rows`` caps the sequences decoded together (memory); None sizes it from the KV
-    cache footprint. ``kv_cache``: "auto" ("shared" for architectures kv_cache.py supports: each
+    ``max_batch_rows`` caps the sequences decoded together (memory); None sizes it by memory.py
+    (CPU: the KV cache in a fixed budget, at most 512; CUDA: KV cache, vocabulary-sized
+    temporaries and activations in a share of free memory). ``kv_cache``: "auto" ("shared" for architectures kv_cache.py supports: each
     prompt's keys stored once, cascade attention; else "dynamic": transformers' DynamicCache).
     Decode buffers are kept between calls (faster on CPU); one call at a time (not thread-safe).
     ``reuse_prefixes``: keep recent calls' prompt keys/values (prefix_reuse.py), so a prompt that
@@ -131,11 +132,14 @@ class Generator:
             ids = getattr(cfg, "eos_token_id", None)
             eos.update(ids if isinstance(ids, (list, tuple)) else [ids])
         self.eos_ids = sorted(i for i in eos if i is not None)
-        self._tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+        self._flags: bytes | None = None  # decoding.token_flags, made on first use
+        # full-solution text checks decode only the tokens since a newline (decoding.RowText):
+        # exact when the tokenizer splits at newlines and every stop string ends in an ASCII char
+        self._movable = splits_at_newlines(tokenizer) and all(ord(s[-1]) < 128 for s in self.stop_strings)
         self._pool = KVPool()  # decode buffers reused across chunks and calls
         self.generated_tokens = 0  # running totals over this Generator's calls (compute accounting)
         self.prefill_tokens = 0
-        budget = REUSE_BYTES if self.device.type != "cuda" else 0.1 * torch.cuda.mem_get_info(self.device)[0]
+        budget = REUSE_BYTES if self.device.type != "cuda" else 0.1 * free_bytes(self.device)
         self.prefixes = PrefixStore(int(budget)) if reuse_prefixes and self.kv_cache == "shared" else None
         self.max_positions = position_limit(model)  # prompt + max_new_tokens must fit (context_limit.py)
 
@@ -223,7 +227,7 @@ class Generator:
         seqs = [p + s for p, s in zip(prompts, sol_ids)]
         values = teacher_forced_logprobs(self.model, seqs, [len(p) for p in prompts],
                                          [k for k in range(len(seqs)) if sol_ids[k]], self.pad_id,
-                                         self.max_batch_rows or 512)
+                                         self.max_batch_rows or 512, logits_budget(self.device))
         out = [TokenLogprobs(tuple(sol_ids[k]), tuple(values.get(k, ())), tuple(ends[k])) for k in range(len(seqs))]
         return out  # type: ignore[return-value]
 
@@ -237,32 +241,25 @@ class Generator:
             return ids, [[min(len(s), len(self.tokenizer.decode(row[:j + 1]))) for j in range(len(row))]
                          for s, row in zip(solutions, ids)]
 
-    def _token_tables(self, vocab: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Per token id: may it close a step (its text holds the delimiter's last character), is it
-        EOS, may it complete a stop string (None: the style has none)."""
-        if self._tables is None or self._tables[0].numel() != vocab:
+    def _token_tables(self, vocab: int) -> bytes:
+        """Per token id (decoding.token_flags): is it EOS, may it close a step (its text holds the
+        delimiter's last character), may it complete a stop string. The vocabulary is decoded once."""
+        if self._flags is None or len(self._flags) != vocab:
             known = min(vocab, len(self.tokenizer))
             texts = self.tokenizer.batch_decode([[i] for i in range(known)])
             delim = char_table(texts, {STEP_DELIMITER[-1]}, vocab)
-            eos = torch.zeros(vocab, dtype=torch.bool)
-            eos[[i for i in self.eos_ids if i < vocab]] = True
-            halt = char_table(texts, {t[-1] for t in self.stop_strings}, vocab).to(self.device) \
-                if self.stop_strings else None
-            self._tables = (delim.to(self.device), eos.to(self.device), halt)
-        return self._tables
+            halt = char_table(texts, {t[-1] for t in self.stop_strings}, vocab) if self.stop_strings else None
+            self._flags = token_flags(self.eos_ids, delim, halt)
+        return self._flags
 
     def _rows_per_chunk(self, prompt_len: int, max_new: int) -> int:
-        """max_batch_rows, else as many rows as CPU_KV_BUDGET / 40% of free GPU memory hold
-        (a shared-prefix row stores only its own tokens), at most 512."""
+        """max_batch_rows, else memory.decode_rows for this model and KV cache (a shared-prefix
+        row stores only its own tokens; on CUDA the decode buffers kept from earlier calls count
+        as free, as the next chunk reuses them)."""
         if self.max_batch_rows is not None:
             return self.max_batch_rows
         width = max_new if self.kv_cache == "shared" else prompt_len + max_new
-        cfg = self.model.config.get_text_config()
-        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        per_row = 2 * cfg.num_hidden_layers * heads * head_dim * width * self.model.dtype.itemsize
-        budget = CPU_KV_BUDGET if self.device.type != "cuda" else 0.4 * torch.cuda.mem_get_info(self.device)[0]
-        return int(max(1, min(512, budget // per_row)))
+        return decode_rows(self.model, self.device, width, self._pool.nbytes())
 
     def _generate(self, questions, prefixes, n, step_mode, temperature, top_p, max_new_tokens,
                   seed, progress, streams=None) -> list[list[Sample]]:
@@ -338,11 +335,11 @@ class Generator:
         cache, logits, attn = self._prefill(chunk, enc, group, max_new)
         keys = torch.tensor([row_key(bases[u], i) for u, i in chunk], device=self.device)
         next_pos = torch.tensor([len(enc[u]) for u, _ in chunk], device=self.device)
-        shared, (delim, eos, halt) = attn is None, self._token_tables(logits.shape[-1])
-        stops = None if halt is None else StopStrings(self.stop_strings, halt, [leads[u] for u, _ in chunk])
+        shared, flags = attn is None, self._token_tables(logits.shape[-1])
+        stops = StopStrings(self.stop_strings, [leads[u] for u, _ in chunk]) if self.stop_strings else None
         with attention_implementation(self.model, ATTENTION) if shared else nullcontext():
             rows = decode(self.model, self.tokenizer, cache, logits, keys=keys, next_pos=next_pos, attn=attn,
-                          tables=(delim, eos), step_mode=step_mode, temperature=temperature, top_p=top_p,
-                          max_new=max_new, stops=stops)
+                          flags=flags, step_mode=step_mode, temperature=temperature, top_p=top_p,
+                          max_new=max_new, stops=stops, movable=self._movable)
         self.generated_tokens += sum(len(r.ids) for r in rows)
         return [Sample(final_text(self.tokenizer, r, step_mode), len(r.ids), r.reason) for r in rows]

@@ -103,6 +103,10 @@ class KVPool:
                            torch.zeros(n, hv, cap, dv, dtype=dt, device=dev)) for hk, dk, hv, dv, dt, dev in shape]
         return [GrowingLayer(k[:rows, :, :capacity], v[:rows, :, :capacity]) for k, v in self._bufs]
 
+    def nbytes(self) -> int:
+        """Bytes the kept buffers hold (reused by the next cache: free for its planning)."""
+        return sum(k.nbytes + v.nbytes for k, v in self._bufs)
+
 
 class SharedPrefixCache(Cache):
     """Prompt keys/values once per distinct prompt + each row's own generated tokens.

@@ -13,7 +13,9 @@ Rules:
   The most likely token is always kept, so top_p -> 0 is greedy.
 - T = 0: greedy argmax (ties go to the lowest token id).
 The hashes are integer ops on int64 tensors with every product kept below 2**63, so the noise is
-bit-identical on any device and run to run.
+bit-identical on any device and run to run. The noise is made and added a block of rows at a time
+(NOISE_BYTES of int64 hash per block): the same values as one rows x vocab pass, without a rows x
+vocab integer temporary (622 MB at 512 rows of a 151,936-token vocabulary).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ _M32 = 0xFFFFFFFF
 # Thomas Mueller's 32-bit mixer constant: < 2**27, so (32-bit value) * constant fits in int64.
 _MIX = 0x45D9F3B
 GOLDEN = 0x9E3779B9  # spreads consecutive positions over the 32-bit space
+# int64 hash bytes per block of rows. CPU: blocks that stay in cache measured 3x faster than one
+# pass at 64 rows x 151,936 ids (one row a block); CUDA: few blocks, few kernel launches.
+NOISE_BYTES = {"cpu": 1 << 20, "cuda": 1 << 28}
 
 
 def mix32(x: int) -> int:
@@ -64,6 +69,16 @@ def gumbel_noise(keys: torch.Tensor, position: int, vocab_size: int) -> torch.Te
     return u.log_().neg_().log_().neg_()
 
 
+def add_gumbel_noise_(scores: torch.Tensor, keys: torch.Tensor, position: int) -> torch.Tensor:
+    """``scores += gumbel_noise(keys, position, vocab)`` in place, NOISE_BYTES of hash at a time
+    (blocks of rows: each row's noise is the same whatever block it is in); returns ``scores``."""
+    rows, vocab = scores.shape
+    block = max(1, NOISE_BYTES.get(scores.device.type, NOISE_BYTES["cuda"]) // (8 * vocab))
+    for start in range(0, rows, block):
+        scores[start:start + block] += gumbel_noise(keys[start:start + block], position, vocab)
+    return scores
+
+
 def nucleus_mask(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     """True for tokens outside the top-p nucleus of softmax(scores) (the top token is always kept)."""
     probs = scores.softmax(-1)
@@ -81,5 +96,4 @@ def choose_tokens(logits: torch.Tensor, keys: torch.Tensor, position: int, *,
     scores = logits.float() / temperature
     if top_p < 1.0:
         scores = scores.masked_fill(nucleus_mask(scores, top_p), float("-inf"))
-    scores += gumbel_noise(keys, position, scores.shape[-1])
-    return scores.argmax(-1)
+    return add_gumbel_noise_(scores, keys, position).argmax(-1)

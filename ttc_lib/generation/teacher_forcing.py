@@ -5,7 +5,8 @@ Rules:
   run those tokens once (``share_groups``, ``stem_logprobs``): beam search re-scores whole
   prefixes every round, which dominated its time before. The model reads the same tokens at the
   same positions as one forward per solution, so the values agree up to float rounding.
-- Forwards are bounded in rows, tokens and logits (a vocabulary can hold 150k entries).
+- Forwards are bounded in rows, tokens and floats of logits (a vocabulary can hold 150k entries);
+  the logits budget comes from the caller (memory.logits_budget: fixed on CPU, from free memory on CUDA).
 """
 
 from __future__ import annotations
@@ -16,20 +17,20 @@ from transformers.cache_utils import DynamicCache
 from ttc_lib.generation.kv_cache import cache_arg
 from ttc_lib.generation.prefill import left_pad
 
-LOGITS_BUDGET = 1 << 27  # floats of logits per forward
 TOKENS_BUDGET = 65536  # token positions (rows x width) per forward
 
 
 def teacher_forced_logprobs(model, seqs: list[list[int]], starts: list[int], scored: list[int], pad_id: int,
-                            max_rows: int) -> dict[int, list[float]]:
+                            max_rows: int, logits_budget: int) -> dict[int, list[float]]:
     """log p(seqs[k][t] | seqs[k][:t]) for t >= starts[k], for each k in ``scored`` (each with a
-    token at or after its start), in batches of at most ``max_rows`` rows."""
+    token at or after its start), in batches of at most ``max_rows`` rows and ``logits_budget``
+    floats of logits."""
     vocab = model.get_output_embeddings().weight.shape[0]
     pieces = []  # big groups cut into pieces that fit one batch on their own
     for stem, members in share_groups([seqs[k] for k in scored]):
         members = [scored[j] for j in members]
         own = max(len(seqs[k]) - stem for k in members)
-        size = max(1, min(max_rows, TOKENS_BUDGET // (stem + own), LOGITS_BUDGET // ((own + 1) * vocab)))
+        size = max(1, min(max_rows, TOKENS_BUDGET // (stem + own), logits_budget // ((own + 1) * vocab)))
         pieces += [(stem, members[i:i + size]) for i in range(0, len(members), size)]
     # batches pad every member to the longest own part (the members are most of the rows): by
     # own length, longest first, then by stem
@@ -44,9 +45,9 @@ def teacher_forced_logprobs(model, seqs: list[list[int]], starts: list[int], sco
             rows = sum(len(m) for _, m in cand)
             stem_w = max(stem for stem, _ in cand)
             own_w = max(len(seqs[k]) - stem for stem, m in cand for k in m)
-            if rows > max_rows or rows * (own_w + 1) * vocab > LOGITS_BUDGET \
+            if rows > max_rows or rows * (own_w + 1) * vocab > logits_budget \
                     or 2 * max(len(seqs[k]) - groups[0][0] for k in groups[0][1]) < own_w \
-                    or rows * (stem_w + own_w) > TOKENS_BUDGET or len(cand) * stem_w * vocab > LOGITS_BUDGET:
+                    or rows * (stem_w + own_w) > TOKENS_BUDGET or len(cand) * stem_w * vocab > logits_budget:
                 break
             batch.append(groups.pop(0))
         values.update(stem_logprobs(model, seqs, starts, batch, pad_id))
