@@ -2,10 +2,11 @@
 
 Rules (generation.py states them for callers):
 - A row stops at an EOS id ("end"); at a token that closes a step, i.e. whose decoded text holds
-  the delimiter after some non-blank text: in step mode "step" (or "end" when that step is the
-  final answer step), in full mode only when the closed step holds ANSWER_MARKER ("end"); else
-  after ``max_new`` tokens ("length"). Only tokens whose text holds the delimiter's last
-  character (a precomputed table) trigger the text check, so any tokenizer works (".\\n\\n").
+  the step contract's delimiter (tasks.steps) after some non-blank text: in step mode "step" (or
+  "end" when that step is the final answer step), in full mode only when the closed step holds
+  ANSWER_MARKER ("end"); else after ``max_new`` tokens ("length"). Only tokens whose text holds
+  the delimiter's last character (a precomputed table) trigger the text check, so any tokenizer
+  works (".\\n\\n").
 - A row whose text comes to hold one of the prompt style's stop strings stops there ("stop"),
   checked before the step rules; its text is cut where the stop string starts. A stop string may
   begin in the tail of the row's prompt (a step call continues after a delimiter), then the cut is
@@ -23,27 +24,9 @@ import torch
 
 from ttc_lib.generation.kv_cache import SharedPrefixCache, cache_arg
 from ttc_lib.generation.sampling import choose_tokens
-from ttc_lib.tasks.steps import STEP_DELIMITER, is_final_step, join_steps, split_steps
+from ttc_lib.tasks.steps import LINES, StepContract, is_final_step
 
 COMPACT_FRACTION = 0.25  # drop finished rows from the batch once this share of it is done
-
-
-def first_step(text: str) -> tuple[str, bool]:
-    """(the first step of ``text``, whether a delimiter closed it); leading delimiters skipped."""
-    body = text.lstrip()
-    while body.startswith(STEP_DELIMITER):
-        body = body[len(STEP_DELIMITER):].lstrip()
-    step, closed, _ = body.partition(STEP_DELIMITER)
-    return step.strip(), bool(closed)
-
-
-def answer_cut(text: str) -> str | None:
-    """``text`` up to the end of its first completed step holding the answer marker, else None."""
-    pieces = text.split(STEP_DELIMITER)
-    for k, piece in enumerate(pieces[:-1]):
-        if is_final_step(piece):
-            return STEP_DELIMITER.join(pieces[:k + 1])
-    return None
 
 
 def stop_cut(text: str, stops: Sequence[str], lead: str = "") -> int | None:
@@ -86,23 +69,26 @@ class Decoded:
     cut: int | None = None
 
 
-def final_text(tokenizer, row: Decoded, step_mode: bool) -> str:
-    """The Sample text of a decoded row (no special tokens, no EOS, no stop string, delimiter-normalised)."""
+def final_text(tokenizer, row: Decoded, step_mode: bool, contract: StepContract = LINES) -> str:
+    """The Sample text of a decoded row (no special tokens, no EOS, no stop string; a step alone, or
+    the solution as the step ``contract`` keeps samples: ``StepContract.sample_text``)."""
     raw = tokenizer.decode(row.ids[:len(row.ids) - row.by_eos], skip_special_tokens=True)
     raw = raw if row.cut is None else raw[:row.cut]
     if step_mode:
-        return first_step(raw)[0]
-    cut = answer_cut(raw) if row.reason == "end" and not row.by_eos else None
-    return join_steps(split_steps(raw if cut is None else cut))
+        return contract.first_step(raw)[0]
+    cut = contract.answer_cut(raw) if row.reason == "end" and not row.by_eos else None
+    return contract.sample_text(raw if cut is None else cut)
 
 
 def decode(model, tokenizer, cache, logits: torch.Tensor, *, keys: torch.Tensor, next_pos: torch.Tensor,
            attn: torch.Tensor | None, tables: tuple[torch.Tensor, torch.Tensor], step_mode: bool,
-           temperature: float, top_p: float, max_new: int, stops: StopStrings | None = None) -> list[Decoded]:
+           temperature: float, top_p: float, max_new: int, stops: StopStrings | None = None,
+           contract: StepContract = LINES) -> list[Decoded]:
     """Decode every row of ``cache`` from its first-token ``logits``. ``keys``: sampling keys;
     ``next_pos``: position of each row's first new token; ``attn``: the 2D mask (prompt columns
     then ``max_new``) for a DynamicCache, None for a SharedPrefixCache (which needs none);
-    ``stops``: the prompt style's stop strings, None when it has none."""
+    ``stops``: the prompt style's stop strings, None when it has none; ``contract``: what closes
+    a step (its delimiter; ``tables[0]`` must flag the tokens holding the delimiter's last character)."""
     rows, device = len(keys), keys.device
     delim_table, eos_table = tables
     shared = isinstance(cache, SharedPrefixCache)
@@ -128,10 +114,10 @@ def decode(model, tokenizer, cache, logits: torch.Tensor, *, keys: torch.Tensor,
                     reason[r], count[r], finished[j] = "stop", t + 1, True
                     continue
             if step_mode:
-                step, closed = first_step(text)
+                step, closed = contract.first_step(text)
                 stop = ("end" if is_final_step(step) else "step") if closed else None
             else:
-                stop = "end" if answer_cut(text) is not None else None
+                stop = "end" if contract.answer_cut(text) is not None else None
             if stop:
                 reason[r], count[r], finished[j] = stop, t + 1, True
         if t == max_new - 1 or bool(finished.all()):
