@@ -15,15 +15,13 @@ from ttc_lib.generation.decoding import (
     STOP_END,
     RowText,
     StopStrings,
-    answer_cut,
-    first_step,
     splits_at_newlines,
     stop_cut,
 )
 from ttc_lib.generation.generator import Generator
 from ttc_lib.generation.kv_cache import SharedPrefixCache
 from ttc_lib.generation.teacher_forcing import teacher_forced_logprobs
-from ttc_lib.tasks.steps import is_final_step
+from ttc_lib.tasks.steps import BLANK_LINES, LINES, is_final_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -91,7 +89,7 @@ def test_host_reads_per_decode_step_do_not_grow_with_rows(tiny_generator, monkey
         handle.remove()
 
 
-def _reference(tokenizer, ids, flags, step_mode, stops, lead):
+def _reference(tokenizer, ids, flags, step_mode, stops, lead, contract):
     """The stop rules as the loop applied them before RowText: the whole row decoded at each check."""
     for t, x in enumerate(ids):
         f = flags[x]
@@ -105,16 +103,16 @@ def _reference(tokenizer, ids, flags, step_mode, stops, lead):
             if cut is not None:
                 return "stop", t + 1, cut
         if step_mode:
-            step, closed = first_step(text)
+            step, closed = contract.first_step(text)
             stop = ("end" if is_final_step(step) else "step") if closed else None
         else:
-            stop = "end" if answer_cut(text) is not None else None
+            stop = "end" if contract.answer_cut(text) is not None else None
         if stop:
             return stop, t + 1, None
     return "length", len(ids), None
 
 
-def _incremental(tokenizer, ids, flags, step_mode, stops, lead):
+def _incremental(tokenizer, ids, flags, step_mode, stops, lead, contract):
     row = RowText(lead)
     strings = StopStrings(tuple(stops), [lead]) if stops else None
     for t, x in enumerate(ids):
@@ -124,21 +122,21 @@ def _incremental(tokenizer, ids, flags, step_mode, stops, lead):
         if f & EOS:
             return "end", t + 1, None
         stop, cut = row.check(tokenizer, ids[:t + 1], halt=bool(f & STOP_END), step_mode=step_mode,
-                              stops=strings, movable=True)
+                              stops=strings, movable=True, contract=contract)
         if stop:
             return stop, t + 1, cut
     return "length", len(ids), None
 
 
-@pytest.mark.parametrize("stops,lead,delimiter", [((), "", "\n"), (("\nProblem:",), "", "\n"),
-                                                  (("\nProblem:",), "x\nProble", "\n"),
-                                                  (("\nProblem:", "m:\n", "Q:"), "\n", "\n"),
-                                                  (("\nProblem:",), "", "\n\n")])
-def test_incremental_text_checks_equal_whole_row_checks(tiny_tokenizer, monkeypatch, stops, lead, delimiter):
+@pytest.mark.parametrize("stops,lead,contract", [((), "", LINES), (("\nProblem:",), "", LINES),
+                                                 (("\nProblem:",), "x\nProble", LINES),
+                                                 (("\nProblem:", "m:\n", "Q:"), "\n", LINES),
+                                                 (("\nProblem:",), "", BLANK_LINES), ((), "", BLANK_LINES)])
+def test_incremental_text_checks_equal_whole_row_checks(tiny_tokenizer, stops, lead, contract):
     """RowText (anchored at newlines) gives the same finish reason, token count and cut as decoding
     the whole row at every check, on random rows full of newlines, answers, stop strings and split
-    multi-byte characters; with a two-character delimiter an anchor can fall inside an open step."""
-    monkeypatch.setattr(decoding, "STEP_DELIMITER", delimiter)
+    multi-byte characters; under the blank_line contract (steps end at a blank line) an anchor can
+    fall inside an open step or between a delimiter's two newlines."""
     tok = tiny_tokenizer
     assert splits_at_newlines(tok)
     vocab = len(tok)
@@ -149,17 +147,17 @@ def test_incremental_text_checks_equal_whole_row_checks(tiny_tokenizer, monkeypa
     high = [i for i in range(vocab) if texts[i] == "\ufffd"][:12]  # single bytes of multi-byte characters
     assert high, "the byte-level vocabulary has lone high bytes"
     chunks += [enc("é€"), [high[0]], [high[1], high[2]]]  # whole and split multi-byte characters
-    step_end = decoding.char_table(texts, {"\n"}, vocab)
+    step_end = decoding.char_table(texts, {contract.delimiter[-1]}, vocab)
     stop_end = decoding.char_table(texts, {s[-1] for s in stops}, vocab) if stops else None
     flags = decoding.token_flags([tok.eos_token_id], step_end, stop_end)
-    rng = random.Random(len(stops) * 31 + len(lead) + len(delimiter))
+    rng = random.Random(len(stops) * 31 + len(lead) + len(contract.delimiter))
     outcomes = Counter()
     for _ in range(600):
         ids = [i for _ in range(rng.randrange(1, 25))
                for i in (rng.choice(chunks) if rng.random() < 0.8 else [rng.randrange(vocab)])]
         for step_mode in (False, True):
-            want = _reference(tok, ids, flags, step_mode, stops, lead)
-            assert _incremental(tok, ids, flags, step_mode, stops, lead) == want, (ids, step_mode)
+            want = _reference(tok, ids, flags, step_mode, stops, lead, contract)
+            assert _incremental(tok, ids, flags, step_mode, stops, lead, contract) == want, (ids, step_mode)
             outcomes[want[0]] += 1
     assert outcomes["end"] and outcomes["length"] and (outcomes["stop"] or not stops), outcomes
 

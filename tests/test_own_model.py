@@ -89,3 +89,30 @@ def test_skip_stage_writes_the_reason_and_stops(tmp_path, monkeypatch, capsys):
     assert json.loads((stage.dir / "summary.json").read_text()) == {"skipped": "no training data"}
     assert "no training data" in capsys.readouterr().out
     assert err.value._render_traceback_() == ["stage stopped here: 05_revisions skipped: no training data"]
+
+
+@pytest.fixture
+def paragraph_stage(tmp_path, monkeypatch, qwen2_dir):
+    """Notebook 01 of a run whose steps are paragraphs (step_delimiter=blank_line, as math500)."""
+    monkeypatch.setenv("TTC_RUNS_DIR", str(tmp_path / "runs"))
+    Stage("para", "01_train_generator").write_summary({
+        "checkpoints": {"policy": str(qwen2_dir), "verifier_backbone": str(qwen2_dir)}, "prompt_style": "fewshot",
+        "step_delimiter": "blank_line", "device": "cpu", "own_models": True, "max_new_tokens": 16})
+    return Stage("para", "02_train_verifier")
+
+
+def test_the_step_contract_01_recorded_reaches_every_model_later_stages_load(paragraph_stage, stage, shepherd_dir):
+    from ttc_lib.tasks.steps import BLANK_LINES, LINES
+
+    paragraphs = ["3 + 4 = 7\nso 7", "The answer is \\boxed{7}"]
+    assert paragraph_stage.generator().step_contract is BLANK_LINES and stage.generator().step_contract is LINES
+    likelihood = load_verifier(label_free_verifier(paragraph_stage)["path"])  # the uncalibrated likelihood PRM
+    assert likelihood.step_contract is BLANK_LINES and [len(s) for s in likelihood.score(
+        [QUESTIONS[0]], [BLANK_LINES.join(paragraphs)])] == [2]  # two paragraphs, three lines
+    chosen = label_free_verifier(paragraph_stage, str(shepherd_dir))
+    assert json.loads((paragraph_stage.dir / "verifiers" / "external_prm" / "verifier_config.json").read_text())[
+        "step_delimiter"] == "blank_line"
+    assert paragraph_stage.verifier(chosen["path"]).step_contract is BLANK_LINES
+    lines_prm = label_free_verifier(stage, str(shepherd_dir))["path"]  # saved by a run of lines
+    with pytest.raises(ValueError, match="cuts steps by step_delimiter 'newline', but this run's .* is 'blank_line'"):
+        paragraph_stage.verifier(lines_prm)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ttc_lib.tasks.problem import Problem
-from ttc_lib.tasks.prompts import format_prompt
+from ttc_lib.tasks.prompts import model_prompt
 
 WHAT_TO_DO = ("leave those problems out first (generation.context_limit.fitting_problems; notebooks 01 and 03 "
               "do), lower max_new_tokens, or use a model with more positions")
@@ -83,7 +83,7 @@ def fitting_problems(generator: Any, problems: Sequence[Problem],
     limit = getattr(generator, "max_positions", None)
     if limit is None:
         return list(problems), []
-    enc = encode(generator, [format_prompt(p.question, generator.prompt_style, generator.tokenizer) for p in problems])
+    enc = encode(generator, [model_prompt(generator, p.question) for p in problems])
     fits = [e is not None and len(e) + max_new_tokens <= limit for e in enc]
     if problems and not any(fits):
         shortest = min((len(e) for e in enc if e is not None), default=None)

@@ -2,10 +2,11 @@
 
 Rules (generation.py states them for callers):
 - A row stops at an EOS id ("end"); at a token that closes a step, i.e. whose decoded text holds
-  the delimiter after some non-blank text: in step mode "step" (or "end" when that step is the
-  final answer step), in full mode only when the closed step holds ANSWER_MARKER ("end"); else
-  after ``max_new`` tokens ("length"). Only tokens whose text holds the delimiter's last
-  character (a precomputed table) trigger the text check, so any tokenizer works (".\\n\\n").
+  the step contract's delimiter (tasks.steps) after some non-blank text: in step mode "step" (or
+  "end" when that step is the final answer step), in full mode only when the closed step holds
+  ANSWER_MARKER ("end"); else after ``max_new`` tokens ("length"). Only tokens whose text holds
+  the delimiter's last character (a precomputed table) trigger the text check, so any tokenizer
+  works (".\\n\\n").
 - A row whose text comes to hold one of the prompt style's stop strings stops there ("stop"),
   checked before the step rules; its text is cut where the stop string starts. A stop string may
   begin in the tail of the row's prompt (a step call continues after a delimiter), then the cut is
@@ -27,33 +28,15 @@ from tokenizers import decoders
 
 from ttc_lib.generation.kv_cache import SharedPrefixCache, cache_arg
 from ttc_lib.generation.sampling import choose_tokens
-from ttc_lib.tasks.steps import STEP_DELIMITER, is_final_step, join_steps, split_steps
+from ttc_lib.tasks.steps import LINES, StepContract, is_final_step
 
 COMPACT_FRACTION = 0.25  # drop finished rows from the batch once this share of it is done
 EOS, STEP_END, STOP_END = 1, 2, 4  # bits of a token id's flags: EOS, may close a step, may complete a stop
 
 
-def first_step(text: str) -> tuple[str, bool]:
-    """(the first step of ``text``, whether a delimiter closed it); leading delimiters skipped."""
-    body = text.lstrip()
-    while body.startswith(STEP_DELIMITER):
-        body = body[len(STEP_DELIMITER):].lstrip()
-    step, closed, _ = body.partition(STEP_DELIMITER)
-    return step.strip(), bool(closed)
-
-
-def answer_cut(text: str) -> str | None:
-    """``text`` up to the end of its first completed step holding the answer marker, else None."""
-    pieces = text.split(STEP_DELIMITER)
-    for k, piece in enumerate(pieces[:-1]):
-        if is_final_step(piece):
-            return STEP_DELIMITER.join(pieces[:k + 1])
-    return None
-
-
-def open_piece(text: str) -> str:
-    """The text after the last delimiter of ``text`` (as ``text.split`` cuts it): the step still open."""
-    return text.split(STEP_DELIMITER)[-1]
+def open_piece(text: str, delimiter: str) -> str:
+    """The text after the last ``delimiter`` of ``text`` (as ``text.split`` cuts it): the step still open."""
+    return text.split(delimiter)[-1]
 
 
 def stop_at(whole: str, stops: Sequence[str], text_start: int) -> int | None:
@@ -108,8 +91,9 @@ class RowText:
     """The stop rules' view of one row's text, so that a check decodes only the tokens since the
     row's anchor. Full mode only moves the anchor (``movable``): after a check whose new text ends
     with "\\n" on a tokenizer that splits_at_newlines. What is kept is what the rules still read of
-    the text before the anchor: its open step (the answer check splits the rest at the same
-    places; every closed step was checked when it closed) and its last ``keep`` characters (a stop
+    the text before the anchor: its open step under the contract's delimiter (the answer check
+    splits the rest at the same places, also when a "\n\n" delimiter straddles the anchor; every
+    closed step was checked when it closed) and its last ``keep`` characters (a stop
     string ending past the anchor starts in them; none ends before it, since every token that
     could complete one was checked, which needs stop strings ending in an ASCII character).
     Step mode never moves it: a step ends at its first delimiter, so its checks are few."""
@@ -123,24 +107,25 @@ class RowText:
         self.tail, self.tail_start = lead, -len(lead)  # its last chars (after the prompt's tail), where they start
 
     def check(self, tokenizer, ids: list[int], *, halt: bool, step_mode: bool, stops: StopStrings | None,
-              movable: bool) -> tuple[str | None, int | None]:
+              movable: bool, contract: StepContract) -> tuple[str | None, int | None]:
         """(finish reason or None, stop cut) of the row whose generated ids are ``ids``; ``halt``:
-        the last token may complete a stop string."""
+        the last token may complete a stop string; ``contract``: what closes a step."""
         new = tokenizer.decode(ids[self.anchor:], skip_special_tokens=True)
         if halt and stops is not None:
             k = stop_at(self.tail + new, stops.strings, max(0, -self.tail_start))
             if k is not None:
                 return "stop", max(0, self.tail_start + k)
         if step_mode:  # the anchor is 0: ``new`` is the whole text
-            step, closed = first_step(new)
+            step, closed = contract.first_step(new)
             return (("end" if is_final_step(step) else "step") if closed else None), None
         window = self.piece + new
-        if answer_cut(window) is not None:
+        if contract.answer_cut(window) is not None:
             return "end", None
         if movable and new.endswith("\n"):
             keep = 0 if stops is None else max(map(len, stops.strings)) - 1
             tail = self.tail + new
-            self.anchor, self.offset, self.piece = len(ids), self.offset + len(new), open_piece(window)
+            self.anchor, self.offset = len(ids), self.offset + len(new)
+            self.piece = open_piece(window, contract.delimiter)
             self.tail = tail[max(0, len(tail) - keep):] if keep else ""
             self.tail_start = self.offset - len(self.tail)
         return None, None
@@ -157,26 +142,27 @@ class Decoded:
     cut: int | None = None
 
 
-def final_text(tokenizer, row: Decoded, step_mode: bool) -> str:
-    """The Sample text of a decoded row (no special tokens, no EOS, no stop string, delimiter-normalised)."""
+def final_text(tokenizer, row: Decoded, step_mode: bool, contract: StepContract = LINES) -> str:
+    """The Sample text of a decoded row (no special tokens, no EOS, no stop string; a step alone, or
+    the solution as the step ``contract`` keeps samples: ``StepContract.sample_text``)."""
     raw = tokenizer.decode(row.ids[:len(row.ids) - row.by_eos], skip_special_tokens=True)
     raw = raw if row.cut is None else raw[:row.cut]
     if step_mode:
-        return first_step(raw)[0]
-    cut = answer_cut(raw) if row.reason == "end" and not row.by_eos else None
-    return join_steps(split_steps(raw if cut is None else cut))
-
-
+        return contract.first_step(raw)[0]
+    cut = contract.answer_cut(raw) if row.reason == "end" and not row.by_eos else None
+    return contract.sample_text(raw if cut is None else cut)
 
 
 def decode(model, tokenizer, cache, logits: torch.Tensor, *, keys: torch.Tensor, next_pos: torch.Tensor,
            attn: torch.Tensor | None, flags: bytes, step_mode: bool, temperature: float, top_p: float,
-           max_new: int, stops: StopStrings | None = None, movable: bool = False) -> list[Decoded]:
+           max_new: int, stops: StopStrings | None = None, movable: bool = False,
+           contract: StepContract = LINES) -> list[Decoded]:
     """Decode every row of ``cache`` from its first-token ``logits``. ``keys``: sampling keys;
     ``next_pos``: position of each row's first new token; ``attn``: the 2D mask (prompt columns
     then ``max_new``) for a DynamicCache, None for a SharedPrefixCache (which needs none);
-    ``flags``: token_flags; ``stops``: the prompt style's stop strings, None when it has none;
-    ``movable``: full-mode text checks may move their anchor (RowText)."""
+    ``flags``: token_flags (its STEP_END bit must flag the tokens holding the last character of
+    ``contract``'s delimiter); ``stops``: the prompt style's stop strings, None when it has none;
+    ``movable``: full-mode text checks may move their anchor (RowText); ``contract``: what closes a step."""
     rows, device = len(keys), keys.device
     shared = isinstance(cache, SharedPrefixCache)
     width = None if shared else attn.shape[1] - max_new  # generated token t sits at column width + t
@@ -198,7 +184,7 @@ def decode(model, tokenizer, cache, logits: torch.Tensor, *, keys: torch.Tensor,
                 stop, by_eos[r] = "end", True
             else:
                 stop, cut[r] = texts[r].check(tokenizer, ids[r], halt=bool(f & STOP_END), step_mode=step_mode,
-                                              stops=stops, movable=movable)
+                                              stops=stops, movable=movable, contract=contract)
             if stop:
                 reason[r], count[r], finished[j] = stop, t + 1, True
                 done += 1

@@ -1,8 +1,8 @@
 """The Generator: batched, seeded sampling of full solutions or of the next step, CPU or CUDA.
 
 Rules callers rely on:
-- The model reads ``prompts.format_prompt(question, style, tokenizer) + prefix`` (prefix =
-  steps.prefix_text of earlier steps, "" for none), tokenised as one text with the tokenizer's
+- The model reads ``prompts.model_prompt(generator, question) + prefix`` (prefix = the step
+  contract's prefix_text of earlier steps, "" for none), tokenised as one text with the tokenizer's
   special tokens. The style is checked against the tokenizer when the Generator is made.
 - Determinism: the tokens of sample i of a prompt depend only on (seed, prompt text, i) and the
   model (sampling.py), not on the other prompts in the call, chunking, or n. On CPU in fp32 the
@@ -12,17 +12,17 @@ Rules callers rely on:
   pairs get identical samples: vary the seed to get fresh ones. temperature=0 is greedy and
   computes one row per prompt.
 - Sample.finish_reason:
-  "end"    the solution is finished: EOS was generated, or a completed step (closed by
-           STEP_DELIMITER) holds ANSWER_MARKER (real models often never emit EOS);
-  "step"   (sample_steps only) the step was closed by STEP_DELIMITER and is not a final step;
+  "end"    the solution is finished: EOS was generated, or a completed step (closed by the
+           step contract's delimiter) holds ANSWER_MARKER (real models often never emit EOS);
+  "step"   (sample_steps only) the step was closed by the delimiter and is not a final step;
   "stop"   the text came to hold one of the style's stop strings (prompts.py; fewshot: an invented
            next problem): the solution ends here (in sample_steps too); the text is cut before it;
   "length" max_new_tokens ran out first: the text is cut off and must never count as a finished
            solution or step.
-- Sample.text has no special tokens. sample(): the continuation with steps re-joined by exactly
-  one delimiter (steps.join_steps(steps.split_steps(raw))), cut after the answer step when that
-  step ended generation. sample_steps(): the step alone, stripped, without the delimiter; leading
-  delimiters/whitespace (e.g. the second "\\n" of a "\\n\\n" habit) do not close an empty step.
+- Steps follow ``step_contract`` (tasks.steps, ``step_delimiter=``): where a step ends, the few-shot
+  layout, the text. Sample.text has no special tokens. sample(): the continuation as the contract
+  keeps it (StepContract.sample_text), cut after its answer step when that ended generation.
+  sample_steps(): the step alone, stripped; leading delimiters/whitespace close no empty step.
 - Sample.num_tokens counts the token ids the model generated for the sample, the stopping token
   (EOS, or the token completing a step or a stop string) included; "length" samples have exactly
   max_new_tokens.
@@ -57,8 +57,8 @@ from ttc_lib.generation.prefix_reuse import PrefixStore
 from ttc_lib.generation.sampling import GOLDEN, mix32, prompt_key, row_key
 from ttc_lib.generation.teacher_forcing import teacher_forced_logprobs
 from ttc_lib.models.identity import weights_identity
-from ttc_lib.tasks.prompts import PROMPT_STYLES, check_prompt_style, format_prompt
-from ttc_lib.tasks.steps import STEP_DELIMITER
+from ttc_lib.tasks.prompts import PROMPT_STYLES, check_prompt_style, model_prompt
+from ttc_lib.tasks.steps import StepContract, identity_suffix, step_contract
 
 PREFILL_TOKENS = 1024  # tokens per prefill forward on CPU (x16 on CUDA)
 REUSE_BYTES = 1 << 29  # earlier calls' prompt keys/values kept on CPU; CUDA keeps 10% of free memory
@@ -111,8 +111,9 @@ class Generator:
 
     def __init__(self, model, tokenizer, *, prompt_style: str = "plain", device: str | torch.device = "auto",
                  max_batch_rows: int | None = None, kv_cache: str = "auto", reuse_prefixes: bool = True,
-                 identity: str | None = None) -> None:
+                 identity: str | None = None, step_delimiter: str | StepContract = "newline") -> None:
         self.stop_strings = check_prompt_style(prompt_style, tokenizer).stop_strings  # clear errors
+        self.step_contract = step_contract(step_delimiter)  # clear error for an unknown name
         if kv_cache not in ("auto", "shared", "dynamic"):
             raise ValueError(f"kv_cache must be 'auto', 'shared' or 'dynamic', got {kv_cache!r}")
         if max_batch_rows is not None and max_batch_rows < 1:
@@ -189,11 +190,11 @@ class Generator:
 
     @property
     def identity(self) -> str:
-        """The model's identity, the prompt style, its stop strings (they decide the samples): cache keys."""
+        """The model's identity, prompt style, stop strings and step contract (they decide the samples): cache keys."""
         if self._model_identity is None:  # an in-memory model: its weights, hashed once
             self._model_identity = weights_identity(self.model)
         stops = f"|stop={list(self.stop_strings)}" if self.stop_strings else ""  # samples end there
-        return f"{self._model_identity}|prompt={self.prompt_style}{stops}"
+        return f"{self._model_identity}|prompt={self.prompt_style}{stops}{identity_suffix(self.step_contract)}"
 
     # ----------------------------------------------------------------------------- public calls
     def sample(self, questions: list[str], n: int, *, temperature: float = 1.0, top_p: float = 1.0,
@@ -222,7 +223,7 @@ class Generator:
         separately (solution without special tokens)."""
         if len(questions) != len(solutions):
             raise ValueError(f"{len(questions)} questions but {len(solutions)} solutions")
-        prompts = self.tokenizer([format_prompt(q, self.prompt_style, self.tokenizer) for q in questions])["input_ids"]
+        prompts = self.tokenizer([model_prompt(self, q) for q in questions])["input_ids"]
         sol_ids, ends = self._solution_tokens(solutions)
         seqs = [p + s for p, s in zip(prompts, sol_ids)]
         values = teacher_forced_logprobs(self.model, seqs, [len(p) for p in prompts],
@@ -247,7 +248,7 @@ class Generator:
         if self._flags is None or len(self._flags) != vocab:
             known = min(vocab, len(self.tokenizer))
             texts = self.tokenizer.batch_decode([[i] for i in range(known)])
-            delim = char_table(texts, {STEP_DELIMITER[-1]}, vocab)
+            delim = char_table(texts, {self.step_contract.delimiter[-1]}, vocab)
             halt = char_table(texts, {t[-1] for t in self.stop_strings}, vocab) if self.stop_strings else None
             self._flags = token_flags(self.eos_ids, delim, halt)
         return self._flags
@@ -271,7 +272,7 @@ class Generator:
             raise ValueError(f"n and max_new_tokens must be >= 1, got n={n}, max_new_tokens={max_new_tokens}")
         if temperature < 0 or not 0 < top_p <= 1:
             raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
-        texts = [format_prompt(q, self.prompt_style, self.tokenizer) + p for q, p in zip(questions, prefixes)]
+        texts = [model_prompt(self, q) + p for q, p in zip(questions, prefixes)]
         # a prompt is (text, stream); identical prompts share samples: compute them once
         texts = list(zip(texts, [0] * len(texts) if streams is None else [int(s) for s in streams]))
         unique = list(dict.fromkeys(texts))
@@ -340,6 +341,7 @@ class Generator:
         with attention_implementation(self.model, ATTENTION) if shared else nullcontext():
             rows = decode(self.model, self.tokenizer, cache, logits, keys=keys, next_pos=next_pos, attn=attn,
                           flags=flags, step_mode=step_mode, temperature=temperature, top_p=top_p,
-                          max_new=max_new, stops=stops, movable=self._movable)
+                          max_new=max_new, stops=stops, movable=self._movable, contract=self.step_contract)
         self.generated_tokens += sum(len(r.ids) for r in rows)
-        return [Sample(final_text(self.tokenizer, r, step_mode), len(r.ids), r.reason) for r in rows]
+        texts = [final_text(self.tokenizer, r, step_mode, self.step_contract) for r in rows]
+        return [Sample(t, len(r.ids), r.reason) for t, r in zip(texts, rows)]

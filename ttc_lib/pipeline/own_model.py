@@ -53,11 +53,12 @@ def label_free_verifier(stage: Stage, verifier: str = "") -> dict[str, Any]:
     if verifier:
         from ttc_lib.verifiers.external_prm import load_prm
 
-        prm = load_prm(verifier, device=stage.device())  # fails here, clearly, if it is not a PRM we can read
+        steps = stage.step_delimiter()  # the PRM cuts our solutions' steps as the run does
+        prm = load_prm(verifier, device=stage.device(), step_delimiter=steps)  # fails here, clearly, if unreadable
         name, path = "external_prm", stage.path("verifiers", "external_prm")
         path.mkdir(parents=True, exist_ok=True)
         save_verifier_config(path, EXTERNAL_KIND, source=str(verifier), prm_kind=type(prm).__name__,
-                             num_params=prm.num_params)
+                             num_params=prm.num_params, step_delimiter=steps)
         return {"name": name, "path": str(path), "kind": EXTERNAL_KIND,
                 "why": f"your PRM {verifier} (verifier=): no training data to train one"}
     from ttc_lib.verifiers.likelihood_prm import LikelihoodPRM

@@ -220,10 +220,14 @@ class Stage:
         folder = self.dir if name is None else self.require(name)
         return paths_from_runs_folder(read_json(folder / "summary.json"), runs_root(), self.profile, STAGES)
 
+    def step_delimiter(self) -> str:
+        """The run's step contract (tasks.steps), as notebook 01 recorded it ("newline" when 01 predates it)."""
+        return self.read_summary("01_train_generator").get("step_delimiter", "newline")
+
     def generator(self, role: str = "policy", **kwargs: Any):
         """The model notebook 01 recorded for ``role`` ("policy", "verifier_backbone", "large") as a
-        ``generation.Generator``, with the prompt style and device it recorded: how every later stage
-        loads a model, trained by ttc or your own. A role 01 did not provide is a clear error."""
+        ``generation.Generator``, with the prompt style, device and step contract it recorded: how every
+        later stage loads a model, trained by ttc or your own. A role 01 did not provide is a clear error."""
         from ttc_lib.generation.generator import Generator
 
         summary = self.read_summary("01_train_generator")
@@ -231,7 +235,8 @@ class Stage:
         if not path:
             raise FileNotFoundError(f"stage {self.name}: notebook 01 of profile {self.profile!r} recorded no "
                                     f"{role!r} model (known: {sorted(summary['checkpoints'])})")
-        options = {"device": summary.get("device", "cpu"), "prompt_style": summary.get("prompt_style"), **kwargs}
+        options = {"device": summary.get("device", "cpu"), "prompt_style": summary.get("prompt_style"),
+                   "step_delimiter": summary.get("step_delimiter", "newline"), **kwargs}
         return Generator.from_pretrained(path, **options)
 
     def device(self) -> str:
@@ -247,11 +252,19 @@ class Stage:
         return load_jsonl(self.require("00_data") / f"{split}.jsonl", allow_empty=True)  # no training data: []
 
     def verifier(self, path: str | Path | None = None):
-        """The verifier notebook 02 chose (or the saved verifier at ``path``), on the recorded device."""
+        """The verifier notebook 02 chose (or the saved verifier at ``path``), on the recorded device.
+        It must cut steps as the run does (its step contract is the one 01 recorded), else ValueError."""
+        from ttc_lib.tasks.steps import contract_of
         from ttc_lib.verifiers.kinds import load_verifier
 
-        return load_verifier(path or self.read_summary("02_train_verifier")["chosen_verifier_path"],
-                             device=self.device())
+        path = path or self.read_summary("02_train_verifier")["chosen_verifier_path"]
+        verifier = load_verifier(path, device=self.device())
+        if contract_of(verifier).name != self.step_delimiter():
+            raise ValueError(f"verifier {path} cuts steps by step_delimiter {contract_of(verifier).name!r}, but "
+                             f"this run's (notebook 01) is {self.step_delimiter()!r}: it would score other steps "
+                             f"than the run makes; make it under this run (e.g. make 02_train_verifier "
+                             f"PROFILE={self.profile})")
+        return verifier
 
     def bins(self):
         """Notebook 03's difficulty bins (one row per test question)."""

@@ -37,9 +37,10 @@ def too_long_record(ids: Sequence[str]) -> dict:
 def generator_summary(accuracy: pd.DataFrame, records: dict[str, dict], paths: dict[str, Any], *,
                       max_new_tokens: int, training_rows: Sequence[Problem] | None, train: Sequence[Problem],
                       prompt_style: str, device: str, own_models: bool,
-                      too_long_prompts: dict[str, Sequence[str]] | None = None) -> dict:
-    """Notebook 01: pass@1 by level (policy and every model), sizes, tokens, FLOPs, checkpoints, and
-    per model the test questions left out of its evaluation as too long for it."""
+                      too_long_prompts: dict[str, Sequence[str]] | None = None, step_delimiter: str = "newline") -> dict:
+    """Notebook 01: pass@1 by level (policy and every model), sizes, tokens, FLOPs, checkpoints, the
+    prompt style and step contract every later stage loads its models with, and per model the test
+    questions left out of its evaluation as too long for it."""
     return {
         "pass1_sampled_by_level": pass1_by_level(accuracy, "policy", "sampled"),
         "pass1_greedy_by_level": pass1_by_level(accuracy, "policy", "greedy"),
@@ -59,7 +60,7 @@ def generator_summary(accuracy: pd.DataFrame, records: dict[str, dict], paths: d
         "recipe_differences": recipe_differences(records["policy"], records["large"]) if "large" in records else None,
         "same_recipe": not recipe_differences(records["policy"], records["large"]) if "large" in records else None,
         "large_lr_ratio": _lr_ratio(records),
-        "prompt_style": prompt_style, "device": device, "own_models": own_models,
+        "prompt_style": prompt_style, "step_delimiter": step_delimiter, "device": device, "own_models": own_models,
         "too_long_prompts": {name: too_long_record(ids) for name, ids in (too_long_prompts or {}).items()},
     }
 

@@ -14,7 +14,9 @@ Rules
   the earlier child), and gives each M children except the last, which gets R - (k-1)·M if that
   is fewer. Round 0 draws N first steps from the bare prompt.
 * A child whose step was cut off, or whose solution passed ``max_new_tokens``, is dropped (never a
-  candidate); after ``max_rounds`` rounds (40, the paper's) beams still open are dropped too.
+  candidate); after ``max_rounds`` rounds (40, the paper's) beams still open are dropped too. A
+  round is one step of the generator's step contract (common.py), so the cap counts steps: under
+  ``blank_line`` a paragraph with display math is one round, not one per line.
 * Scores: ``selection.aggregate`` of each child's step scores (of its greedy rollout with
   lookahead) with the ``aggregate`` rule, via common.expand_and_score: by default the last
   step's score, the paper's choice; notebook 04 passes notebook 02's validated rule, for ranking

@@ -32,7 +32,7 @@ from ttc_lib.search import selection as sel
 from ttc_lib.search.common import Candidate, SearchResult, score_texts
 from ttc_lib.tasks.grading import extract_answer
 from ttc_lib.tasks.problem import Problem
-from ttc_lib.tasks.prompts import format_prompt
+from ttc_lib.tasks.prompts import model_prompt
 from ttc_lib.verifiers.base import Verifier
 
 # selection name -> fn(answers, scores) -> answer; all of them selection.py's own rules
@@ -70,7 +70,7 @@ def best_of_n(generator: Any, verifier: Verifier | None, problems: list[Problem]
                                    [samples[q][j].text for q, j in done], [q for q, _ in done], len(problems),
                                    how=aggregate)
         scores = dict(zip(done, got))
-    prompt_texts = [format_prompt(q, generator.prompt_style, generator.tokenizer) for q in questions]
+    prompt_texts = [model_prompt(generator, q) for q in questions]
     prompts = generator.tokenizer(prompt_texts)["input_ids"] if questions else []
     vp = int(getattr(verifier, "num_params", 0)) if selection != "majority" else 0
     out = []

@@ -8,10 +8,11 @@ long table notebooks 04/05 save and notebook 06 fits policies from, one row per
 
 Expand-and-score (``expand_and_score``), shared by beam, lookahead and DVTS
 ---------------------------------------------------------------------------
-* A partial solution is text in ``steps.join_steps`` form ("" = no step yet). Each (question,
-  prefix) gets ``counts[i]`` next steps from ``Generator.sample_steps`` (one call per distinct
-  count, all questions batched); ``streams`` give prompts with the same text different samples
-  (duplicate beams, DVTS subtrees).
+* Steps are those of the generator's step contract (``steps.contract_of(generator)``): a round
+  adds one step of it, whatever lines that step spans. A partial solution is text in the
+  contract's ``join`` form ("" = no step yet). Each (question, prefix) gets ``counts[i]`` next
+  steps from ``Generator.sample_steps`` (one call per distinct count, all questions batched);
+  ``streams`` give prompts with the same text different samples (duplicate beams, DVTS subtrees).
 * A child is "final" when its step ended the solution (answer step, EOS or a stop string), "cut"
   when the step ran out of tokens or the solution's generated tokens exceed ``max_new_tokens`` (a
   cut text is never a solution and is not scored), else "open".
@@ -45,8 +46,8 @@ import pandas as pd
 from ttc_lib.models.cost import Cost
 from ttc_lib.search.selection import aggregate
 from ttc_lib.tasks.grading import extract_answer, grade_answer
-from ttc_lib.tasks.prompts import format_prompt
-from ttc_lib.tasks.steps import join_steps, prefix_text, split_steps
+from ttc_lib.tasks.prompts import model_prompt
+from ttc_lib.tasks.steps import contract_of
 from ttc_lib.verifiers.base import Verifier
 
 # Columns of the results tables (04_search/results.parquet, 05_revisions/results.parquet).
@@ -116,7 +117,7 @@ def result_from_dict(d: dict) -> SearchResult:
 class Child:
     """One sampled next step of a prefix: the partial solution it makes, and its score."""
 
-    text: str  # parent steps + the new step (steps.join_steps form)
+    text: str  # parent steps + the new step (the step contract's join form)
     status: str  # "open" | "final" | "cut" (module rules)
     score: float  # aggregate of the scored text's step scores (the rollout with lookahead); 0 if cut
     tokens: int  # generated tokens of this solution so far (the path from the root, rollouts excluded)
@@ -180,7 +181,7 @@ def score_texts(verifier: Verifier, questions: Sequence[str], texts: Sequence[st
 
 def _prompt_tokens(generator: Any, questions: Sequence[str], prefixes: Sequence[str]) -> list[int]:
     """Token count of each prompt as the generator reads it (question prompt + prefix)."""
-    texts = [format_prompt(q, generator.prompt_style, generator.tokenizer) + p for q, p in zip(questions, prefixes)]
+    texts = [model_prompt(generator, q) + p for q, p in zip(questions, prefixes)]
     return [len(ids) for ids in generator.tokenizer(texts)["input_ids"]] if texts else []
 
 
@@ -202,7 +203,8 @@ def expand_and_score(generator: Any, verifier: Verifier, questions: Sequence[str
     path_tokens = [0] * n if path_tokens is None else list(path_tokens)
     streams = [0] * n if streams is None else [int(s) for s in streams]
     gen_tok, prompt_tok = [0] * n, [0] * n
-    contexts = [prefix_text(split_steps(p)) for p in prefixes]  # every step closed by the delimiter
+    steps = contract_of(generator)  # what a step is: the generator's contract (module rules)
+    contexts = [steps.prefix_text(steps.split(p)) for p in prefixes]  # every step closed by the delimiter
 
     # 1. next steps: one sample_steps call per distinct count, every question in it
     samples: list[list] = [[] for _ in range(n)]
@@ -224,7 +226,7 @@ def expand_and_score(generator: Any, verifier: Verifier, questions: Sequence[str
         kids = []
         for s in row:
             gen_tok[i] += s.num_tokens
-            text = join_steps(split_steps(prefixes[i]) + [s.text]) if s.text else prefixes[i]
+            text = steps.join(steps.split(prefixes[i]) + [s.text]) if s.text else prefixes[i]
             tokens = path_tokens[i] + s.num_tokens
             status = "cut" if s.finish_reason == "length" or tokens > max_new_tokens else \
                 "final" if s.finish_reason in ("end", "stop") else "open"
@@ -239,12 +241,12 @@ def expand_and_score(generator: Any, verifier: Verifier, questions: Sequence[str
             for text, status, _ in kids:
                 if status == "open":
                     owner.setdefault((questions[i], text), i)
-        rollout = {key: (split_steps(key[1]), True) for key in owner}  # steps, still rolling
+        rollout = {key: (steps.split(key[1]), True) for key in owner}  # steps, still rolling
         for _ in range(lookahead):
             live = [key for key, (_, going) in rollout.items() if going]
             if not live:
                 break
-            ctx = [prefix_text(rollout[key][0]) for key in live]
+            ctx = [steps.prefix_text(rollout[key][0]) for key in live]
             got = generator.sample_steps([q for q, _ in live], ctx, 1, temperature=0.0,
                                          max_new_tokens=max_new_tokens, seed=seed, progress=False)
             for key, c, t, (s,) in zip(live, ctx, _prompt_tokens(generator, [q for q, _ in live], ctx), got):
@@ -257,7 +259,7 @@ def expand_and_score(generator: Any, verifier: Verifier, questions: Sequence[str
                     rollout[key] = (steps_so_far + ([s.text] if s.text else []), s.finish_reason == "step")
         for (i, j), text in list(scored_text.items()):
             if children[i][j][1] == "open":
-                scored_text[i, j] = join_steps(rollout[questions[i], text][0])
+                scored_text[i, j] = steps.join(rollout[questions[i], text][0])
 
     # 3. score every uncut child (its rollout with lookahead) in one verifier call
     keys = [(i, j) for (i, j) in scored_text if children[i][j][1] != "cut"]

@@ -45,7 +45,7 @@ from ttc_lib.search.workers import forget_history, run_tasks
 from ttc_lib.storage import ResultCache, key_digest
 from ttc_lib.tasks.grading import extract_answer, grade_answer
 from ttc_lib.tasks.problem import Problem, content_id
-from ttc_lib.tasks.prompts import format_prompt
+from ttc_lib.tasks.prompts import model_prompt
 from ttc_lib.verifiers.base import Verifier
 
 POOL_COLUMNS = ["question_id", "sample", "text", "answer", "correct", "generated_tokens", "prompt_tokens",
@@ -167,7 +167,7 @@ def _grade(generator, chunk: Sequence[Problem], samples) -> list[dict]:
     """Per question, its samples graded: text, answer, finished, correct, generated and prompt tokens."""
     records = []
     for problem, group in zip(chunk, samples):
-        prompt = format_prompt(problem.question, generator.prompt_style, generator.tokenizer)
+        prompt = model_prompt(generator, problem.question)
         prompt_len = len(generator.tokenizer(prompt)["input_ids"])
         answers = [extract_answer(s.text) if s.finish_reason != "length" else None for s in group]
         records.append({"text": [s.text for s in group], "answer": answers,

@@ -40,7 +40,7 @@ from ttc_lib.search.workers import forget_history, run_tasks
 from ttc_lib.storage import key_digest
 from ttc_lib.tasks.grading import extract_answer, grade_answer
 from ttc_lib.tasks.problem import content_id
-from ttc_lib.tasks.prompts import format_prompt, revision_question
+from ttc_lib.tasks.prompts import format_prompt, model_prompt, revision_question
 from ttc_lib.tasks.steps import split_steps
 from ttc_lib.verifiers.base import Verifier
 
@@ -106,7 +106,7 @@ def run_chains(generator, problems, lengths: Sequence[int], *, seed: int = 0, te
                                        seed=step_seed(seed, t), progress=False)
             for text, group in zip(texts, samples):
                 if text not in n_prompt:
-                    prompt = format_prompt(text, generator.prompt_style, generator.tokenizer)
+                    prompt = model_prompt(generator, text)
                     n_prompt[text] = len(generator.tokenizer(prompt)["input_ids"])
                 for (p, c, context), s in zip(prompts[text], group):
                     finished = s.finish_reason != "length"

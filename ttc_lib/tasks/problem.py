@@ -10,7 +10,7 @@ from ttc_lib.storage import key_digest
 
 @dataclass(frozen=True)
 class Problem:
-    """A question with its reference answer and a reference solution (one step per line).
+    """A question with its reference answer and a reference solution.
 
     ``level`` is the source's own difficulty label (number of operations in the synthetic
     world, 1-5 in MATH); it is *not* the model-relative difficulty bin of notebook 03.
@@ -19,7 +19,7 @@ class Problem:
     id: str  # stable unique id: seeds and caches are keyed by it
     question: str
     answer: str  # reference final answer, as it would appear inside \boxed{}
-    solution: str  # reference solution, steps joined by steps.STEP_DELIMITER
+    solution: str  # reference solution (the world's: steps joined by steps.STEP_DELIMITER; MATH data: as written)
     level: int
 
     def __post_init__(self) -> None:

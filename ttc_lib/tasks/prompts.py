@@ -5,8 +5,10 @@ model always sees the format it was trained on. Styles live in a name -> PromptS
 checkpoint trained by ttc records its style in ``ttc_config.json`` (see models.py); a user's
 model is given one with ``prompt_style``. Rules:
 - plain: the synthetic world's format. fewshot: two worked Problem/Solution examples for a base
-  model. chat: the tokenizer's own chat template (an instruct model), a system line asking for a
-  boxed answer, the question as the user turn, the assistant turn opened; it needs the tokenizer
+  model, their steps separated by the run's step delimiter (``contract``, steps.StepContract: one
+  a line, or a blank line between steps), so the model writes steps the way they are cut. chat:
+  the tokenizer's own chat template (an instruct model), a system line asking for a boxed answer,
+  the question as the user turn, the assistant turn opened; it needs the tokenizer
   (``format_prompt(..., tokenizer=)``) and refuses one without a chat template.
 - A style's stop strings end a sample where one appears in its text (generation cuts the text
   there): fewshot stops at the start of an invented next problem; plain and chat have none (EOS).
@@ -19,18 +21,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from ttc_lib.tasks.steps import STEP_DELIMITER
+from ttc_lib.tasks.steps import LINES, StepContract, contract_of
 
 EOS_TEXT = "<|eos|>"  # end-of-solution marker appended to training targets (tokenizer special)
+NEWLINE = "\n"  # the line break of the formats' own lines (not the step delimiter: the contract's)
 
 
 def _plain(question: str) -> str:
     # The synthetic world's format: the question on one line, then the solution, one step a line.
-    return question.strip() + STEP_DELIMITER
+    return question.strip() + NEWLINE
 
 
 # Few-shot header for a user's pretrained model on MATH-style data: two worked examples that show
-# the step contract (one step per line, no blank lines inside a solution) and the final \boxed{}.
+# the step contract (steps separated by its delimiter, none inside a step) and the final \boxed{}.
 _FEWSHOT_EXAMPLES = (
     ("What is the value of $3 \\cdot 4 + 5$?",
      ["First multiply: $3 \\cdot 4 = 12$.", "Then add: $12 + 5 = 17$.", "The answer is $\\boxed{17}$."]),
@@ -39,12 +42,12 @@ _FEWSHOT_EXAMPLES = (
 )
 
 
-def _fewshot(question: str) -> str:
-    # Problem/Solution blocks; the model continues after "Solution:" with one step per line.
-    blocks = [f"Problem: {q}{STEP_DELIMITER}Solution:{STEP_DELIMITER}{STEP_DELIMITER.join(steps)}"
-              for q, steps in _FEWSHOT_EXAMPLES]
-    blocks.append(f"Problem: {question.strip()}{STEP_DELIMITER}Solution:{STEP_DELIMITER}")
-    return (STEP_DELIMITER * 2).join(blocks)
+def _fewshot(question: str, contract: StepContract) -> str:
+    # Problem/Solution blocks, a blank line between them; the model continues after "Solution:" with
+    # steps separated as in the examples (the contract's delimiter).
+    blocks = [f"Problem: {q}{NEWLINE}Solution:{NEWLINE}{contract.join(steps)}" for q, steps in _FEWSHOT_EXAMPLES]
+    blocks.append(f"Problem: {question.strip()}{NEWLINE}Solution:{NEWLINE}")
+    return (NEWLINE * 2).join(blocks)
 
 
 CHAT_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."  # Qwen2.5-Math's
@@ -62,18 +65,18 @@ def _chat(question: str, tokenizer: Any) -> str:
 
 @dataclass(frozen=True)
 class PromptStyle:
-    """How a style builds a prompt (``build(question, tokenizer)``; the tokenizer is None unless
-    ``needs_tokenizer``) and the strings that end a sample of it (module rules)."""
+    """How a style builds a prompt (``build(question, tokenizer, contract)``; the tokenizer is None
+    unless ``needs_tokenizer``) and the strings that end a sample of it (module rules)."""
 
-    build: Callable[[str, Any], str]
+    build: Callable[[str, Any, StepContract], str]
     stop_strings: tuple[str, ...] = ()
     needs_tokenizer: bool = False
 
 
 PROMPT_STYLES: dict[str, PromptStyle] = {
-    "plain": PromptStyle(lambda q, _: _plain(q)),
-    "fewshot": PromptStyle(lambda q, _: _fewshot(q), stop_strings=(STEP_DELIMITER + "Problem:",)),
-    "chat": PromptStyle(_chat, needs_tokenizer=True),
+    "plain": PromptStyle(lambda q, _tok, _steps: _plain(q)),
+    "fewshot": PromptStyle(lambda q, _tok, steps: _fewshot(q, steps), stop_strings=(NEWLINE + "Problem:",)),
+    "chat": PromptStyle(lambda q, tok, _steps: _chat(q, tok), needs_tokenizer=True),
 }
 
 
@@ -98,11 +101,18 @@ def check_prompt_style(style: str, tokenizer: Any) -> PromptStyle:
     return found
 
 
-def format_prompt(question: str, style: str = "plain", tokenizer: Any = None) -> str:
+def format_prompt(question: str, style: str = "plain", tokenizer: Any = None, contract: StepContract = LINES) -> str:
     """The text a model is given before its solution; a prefix of steps is appended verbatim.
-    ``tokenizer``: the model's, needed by the chat style (module rules); the others ignore it."""
+    ``tokenizer``: the model's, needed by the chat style (module rules); the others ignore it.
+    ``contract``: the run's step contract (the few-shot examples' step layout)."""
     found = check_prompt_style(style, tokenizer)
-    return found.build(question, tokenizer if found.needs_tokenizer else None)
+    return found.build(question, tokenizer if found.needs_tokenizer else None, contract)
+
+
+def model_prompt(model: Any, question: str) -> str:
+    """``format_prompt`` as ``model`` (a Generator, or a stand-in with ``prompt_style`` and
+    ``tokenizer``) reads it: its style, tokenizer and step contract (steps.contract_of)."""
+    return format_prompt(question, model.prompt_style, model.tokenizer, contract_of(model))
 
 
 def stop_strings(style: str) -> tuple[str, ...]:
@@ -136,7 +146,7 @@ def revision_question(question: str, attempts: Sequence[str]) -> str:
     parts = [question.strip()]
     for attempt in list(attempts)[-MAX_ATTEMPTS:]:
         parts += [REVISION_ATTEMPT, attempt.strip()]
-    return STEP_DELIMITER.join(parts + [REVISION_MARK, question.strip()])
+    return NEWLINE.join(parts + [REVISION_MARK, question.strip()])
 
 
 def training_text(question: str, solution: str, style: str = "plain") -> tuple[str, str]:

@@ -1,25 +1,27 @@
 """External process reward models (PRMs), scored through the same interface as ours.
 
-``prm.score(questions, solutions) -> list[list[float]]``: one score in [0, 1] per step of
-``steps.split_steps(solution)``, all steps of a solution read from ONE forward pass, solutions
-batched (sorted by length to waste little padding). ``prm.name``, ``prm.num_params`` and
-``prm.tokens_scored`` (verifier tokens so far, for compute.py) describe the cost.
+``prm.score(questions, solutions) -> list[list[float]]``: one score in [0, 1] per step of the
+solution under the PRM's step contract (``step_delimiter=``: steps.StepContract), all steps read
+from ONE forward pass, solutions batched (sorted by length: little padding); ``prm.name``,
+``num_params`` and ``tokens_scored`` (for compute.py) describe the cost. The input
+(``input_text``) is the model card's format around the raw steps: each the text the model wrote
+between two boundaries (``StepContract.spans``: display math stays in its paragraph).
 
 Formats
 -------
 * ``math_shepherd`` (peiyi9979/math-shepherd-mistral-7b-prm): a causal LM. Input text is
-  ``question + " " + "\\n".join(step + " ки")`` (the checkpoint's own format). At every tag
-  token the logits of the "+" and "-" tokens are read; score = softmax over the two -> P(+).
-  The ids are looked up as the tokens that end ``"x " + symbol`` (so "▁+" in a SentencePiece
-  vocabulary, as in the model card), or passed explicitly.
-* ``qwen_prm`` (Qwen/Qwen2.5-Math-PRM-7B): chat-formatted input (system prompt, user =
-  question, assistant = steps each followed by "<extra_0>"), a two-class head on the hidden
-  state at every "<extra_0>"; score = softmax(head)[1]. The checkpoint's architecture
-  (``Qwen2ForProcessRewardModel``) ships as remote code, which we never run: a checkpoint is
-  data. The backbone loads as transformers' native ``Qwen2Model`` (keys ``model.*``) and the
-  head from the safetensors keys ``score.0`` Linear(hidden, hidden) -> ReLU -> ``score.2``
-  Linear(hidden, 2) (the layout in the remote code and in vLLM/SGLang); other keys or shapes
-  are a clear error.
+  ``question + " " + "\\n".join(step + " ки")`` (" ки" after every step, a line break between
+  steps). At every tag token the logits of the "+" and "-" tokens are read; score = softmax over
+  the two -> P(+). The ids are looked up as the tokens that end ``"x " + symbol`` (so "▁+" in a
+  SentencePiece vocabulary, as in the model card), or passed explicitly.
+* ``qwen_prm`` (Qwen/Qwen2.5-Math-PRM-7B): chat input (system prompt, user = question, assistant =
+  ``"<extra_0>".join(steps) + "<extra_0>"``, steps cut at blank lines as its card asks:
+  ``step_delimiter="blank_line"``), a two-class head read at every "<extra_0>"; score =
+  softmax(head)[1]. The checkpoint's architecture (``Qwen2ForProcessRewardModel``) ships as remote
+  code, which we never run: a checkpoint is data. The backbone loads as transformers' native
+  ``Qwen2Model`` (keys ``model.*``) and the head from the safetensors keys ``score.0``
+  Linear(hidden, hidden) -> ReLU -> ``score.2`` Linear(hidden, 2) (the layout in the remote code
+  and in vLLM/SGLang); other keys or shapes are a clear error.
 
 Rules: the step-tag text is removed from questions and steps (it would add tags); every
 solution must yield exactly one tag token per step, else ValueError. Position ids are computed
@@ -40,7 +42,7 @@ import torch
 
 from ttc_lib.models.identity import model_identity, weights_identity
 from ttc_lib.storage import key_digest
-from ttc_lib.tasks.steps import split_steps
+from ttc_lib.tasks.steps import StepContract, identity_suffix, step_contract
 from ttc_lib.verifiers.base import read_verifier_config
 
 EXTERNAL_KIND = "external_prm"  # kind of a saved folder that points at your PRM (kinds.load_verifier)
@@ -48,8 +50,7 @@ EXTERNAL_KIND = "external_prm"  # kind of a saved folder that points at your PRM
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 QWEN_STEP_TAG = "<extra_0>"
 SHEPHERD_STEP_TAG, SHEPHERD_GOOD, SHEPHERD_BAD = "ки", "+", "-"
-# Math-Shepherd was trained with one step per line; this is the checkpoint's input format, not
-# our step contract (steps.py), which only decides how *our* solutions split into steps.
+# Math-Shepherd's input format (trained on one step per line), not our step contract (steps.py)
 SHEPHERD_LINE_BREAK = "\n"
 Kind = Literal["math_shepherd", "qwen_prm"]
 
@@ -59,8 +60,9 @@ class ExternalPRM:
 
     def __init__(self, tokenizer, step_tag: str, step_tag_id: int, *, name: str, num_params: int,
                  device: str | torch.device = "cpu", batch_size: int = 8, padding_side: str | None = None,
-                 identity: str | None = None):
+                 identity: str | None = None, step_delimiter: str | StepContract = "newline"):
         self._identity = identity  # load_prm: the kind and model_identity of the source; None: the weights
+        self.step_contract = step_contract(step_delimiter)  # where our solutions' steps end
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.tokenizer, self.step_tag, self.step_tag_id = tokenizer, step_tag, int(step_tag_id)
@@ -75,11 +77,11 @@ class ExternalPRM:
 
     @property
     def identity(self) -> str:
-        """What decides its scores, for cache keys (its weights hashed once when built without one)."""
+        """What decides its scores (weights hashed once when built without one; step contract): cache keys."""
         if self._identity is None:
             modules = [v for v in vars(self).values() if isinstance(v, torch.nn.Module)]
             self._identity = f"{type(self).__name__}:{weights_identity(*modules)}"
-        return self._identity
+        return self._identity + identity_suffix(self.step_contract)
 
     def _text(self, question: str, steps: list[str]) -> str:
         raise NotImplementedError
@@ -90,10 +92,13 @@ class ExternalPRM:
         raise NotImplementedError
 
     def encode(self, question: str, solution: str) -> list[int]:
-        """Token ids of the exact text scored for one solution (for inspection and tests)."""
-        steps = [s.replace(self.step_tag, "") for s in split_steps(solution)]
-        text = self._text(question.replace(self.step_tag, ""), steps)
-        return list(self.tokenizer(text)["input_ids"])
+        """Token ids of the exact text scored for one solution (``input_text``)."""
+        return list(self.tokenizer(self.input_text(question, solution))["input_ids"])
+
+    def input_text(self, question: str, solution: str) -> str:
+        """The text the PRM reads for one solution: its format around the raw steps (module rules)."""
+        steps = [solution[a:b].replace(self.step_tag, "") for a, b in self.step_contract.spans(solution)]
+        return self._text(question.replace(self.step_tag, ""), steps)
 
     @torch.inference_mode()
     def score(self, questions: Sequence[str], solutions: Sequence[str], progress: bool = False) -> list[list[float]]:
@@ -102,7 +107,7 @@ class ExternalPRM:
 
         if len(questions) != len(solutions):
             raise ValueError(f"got {len(questions)} questions but {len(solutions)} solutions")
-        n_steps = [len(split_steps(s)) for s in solutions]
+        n_steps = [len(self.step_contract.spans(s)) for s in solutions]
         encoded = {i: self.encode(q, s) for i, (q, s) in enumerate(zip(questions, solutions)) if n_steps[i]}
         for i, ids in encoded.items():
             found = sum(t == self.step_tag_id for t in ids)
@@ -306,7 +311,8 @@ def load_prm(path_or_id: str | os.PathLike, kind: Kind | None = None, *, device:
         raise ValueError(f"unknown PRM kind {kind!r}; use 'math_shepherd' or 'qwen_prm'")
     device = torch.device(device)
     kw.setdefault("name", Path(str(path_or_id)).name)  # the directory's or the hub repo's name
-    scoring = {k: v for k, v in kw.items() if k not in ("name", "batch_size", "padding_side")}  # scores depend on these
+    # scores depend on these (the step contract enters ExternalPRM.identity by itself)
+    scoring = {k: v for k, v in kw.items() if k not in ("name", "batch_size", "padding_side", "step_delimiter")}
     kw.setdefault("identity", f"{kind}:{model_identity(path_or_id)}" + (f":{key_digest(scoring)}" if scoring else ""))
     load_kw = dict(_dtype_kw(dtype, device), use_safetensors=None if allow_bin else True,
                    output_loading_info=True)
@@ -336,9 +342,9 @@ def load_prm(path_or_id: str | os.PathLike, kind: Kind | None = None, *, device:
 
 
 def load_external_verifier(path: Path, device: str = "cpu"):
-    """A saved folder of kind ``external_prm`` (kinds.load_verifier): the PRM it points at (path or hub id)."""
+    """A saved folder of kind ``external_prm`` (kinds.load_verifier): the PRM it points at, cutting steps as saved."""
     cfg = read_verifier_config(path)
     source = cfg["source"]
     if not Path(source).expanduser().exists() and os.sep in source and Path(source).is_absolute():
         raise FileNotFoundError(f"{Path(path) / 'verifier_config.json'}: PRM {source} no longer exists")
-    return load_prm(source, device=device)
+    return load_prm(source, device=device, step_delimiter=cfg.get("step_delimiter", "newline"))

@@ -6,8 +6,9 @@ Rules
   seed=config.seed)``. A sample is DROPPED when its finish_reason is "length" (cut off) or it has
   no parsable final answer (``grading.extract_answer`` is None); the counts per reason are in
   ``frame.attrs["dropped"]``. Kept samples are graded with ``grading.grade_answer``.
-* Steps are ``steps.split_steps(text)``; the prefix after step i is
-  ``steps.prefix_text(steps[:i + 1])`` (the generator continues after it).
+* Steps are those of the generator's step contract (``steps.contract_of(generator)``):
+  ``contract.split(text)``; the prefix after step i is ``contract.prefix_text(steps[:i + 1])``
+  (the generator continues after it).
 * Labels of step i (one row per question, sample, step):
   - the final step (i = n_steps - 1): soft = hard = final_correct, no rollouts;
   - an earlier step: R = ``rollouts_per_step`` rollouts continue after its prefix; a rollout is
@@ -18,7 +19,8 @@ Rules
     `make 02_train_verifier PROFILE=cpu`);
   - ``skip_correct``: every step of a solution whose final answer is right gets soft = hard = 1
     without rollouts (the sample itself is a successful continuation of each of its prefixes).
-  - ``oracle``: ``tasks.step_labels`` when the problem is from the arithmetic world, else NaN.
+  - ``oracle``: ``tasks.step_labels`` when the problem is from the arithmetic world (and steps are
+    its lines), else NaN.
 * Rollouts are batched over many (question, prefix) pairs per ``generator.sample`` call, and
   identical (question, prefix) pairs (samples sharing early steps) are rolled out ONCE. The
   rollout seed is derived from ``config.seed``; the generator draws sample j of a prompt from
@@ -52,7 +54,7 @@ from ttc_lib.models.identity import identity_of
 from ttc_lib.storage import ResultCache
 from ttc_lib.tasks import Problem, step_labels
 from ttc_lib.tasks.grading import extract_answer, grade_answer
-from ttc_lib.tasks.steps import prefix_text, split_steps
+from ttc_lib.tasks.steps import LINES, StepContract, contract_of
 from ttc_lib.verifiers.base import LabelledSolution
 
 SAMPLE_BATCH_QUESTIONS = 64  # questions per sampling call (x K rows); one cache flush per batch
@@ -106,7 +108,9 @@ def _key(question_id: str, *parts: Any) -> str:
     return f"{question_id}|{digest}"
 
 
-def _oracle(problem: Problem, solution: str, n_steps: int) -> list[float]:
+def _oracle(problem: Problem, solution: str, n_steps: int, steps: StepContract) -> list[float]:
+    if steps != LINES:  # the world's oracle labels lines
+        return [math.nan] * n_steps
     try:
         return [float(x) for x in step_labels(problem, solution)]
     except ValueError:  # not an arithmetic-world problem: no oracle
@@ -135,6 +139,7 @@ def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelCo
     c = config
     bar = {} if progress else {"disable": True}  # else tqdm honours TQDM_DISABLE
     gen_kw = dict(temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens, progress=False)
+    steps = contract_of(generator)  # what a step is: the generator's contract (module rules)
     try:
         # ---- stage 1: K samples per question
         model = identity_of(generator)  # a retrained policy's samples and rollouts are new work
@@ -163,13 +168,13 @@ def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelCo
                 if reason == "length" or answer is None:
                     dropped["length" if reason == "length" else "no_answer"] += 1
                     continue
-                parts, correct = split_steps(text), grade_answer(answer, p.answer)
+                parts, correct = steps.split(text), grade_answer(answer, p.answer)
                 kept.append((p, j, text, parts, correct))
                 if correct and c.skip_correct:
                     skipped += len(parts) - 1
                     continue
                 for i in range(len(parts) - 1):
-                    prefix = prefix_text(parts[:i + 1])
+                    prefix = steps.prefix_text(parts[:i + 1])
                     need.setdefault(_rollout_key(model, p, prefix, c), (p, prefix))
                     step_uses += 1
         dropped["kept"] = len(kept)
@@ -198,12 +203,12 @@ def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelCo
     # ---- assemble one row per step
     rows = []
     for p, j, text, parts, correct in kept:
-        oracle = _oracle(p, text, len(parts))
+        oracle = _oracle(p, text, len(parts), steps)
         for i in range(len(parts)):
             if i == len(parts) - 1 or (correct and c.skip_correct):
                 soft, hard, used = float(correct), bool(correct), 0
             else:
-                answers = rollout_cache.get(_rollout_key(model, p, prefix_text(parts[:i + 1]), c))["answers"]
+                answers = rollout_cache.get(_rollout_key(model, p, steps.prefix_text(parts[:i + 1]), c))["answers"]
                 right = sum(a is not None and grade_answer(a, p.answer) for a in answers)
                 soft, hard, used = right / len(answers), right > 0, len(answers)
             rows.append((p.id, p.question, p.level, j, i, len(parts), text, True, correct, soft, hard, used,

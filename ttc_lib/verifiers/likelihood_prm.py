@@ -11,7 +11,9 @@ Rules
 -----
 * One ``Generator.token_logprobs`` pass per solution (batched): log p(token | prompt, earlier
   tokens) for every token of the solution text, with each token's end offset.
-* Tokens -> steps (``steps.step_end_offsets`` / ``split_steps``): step j owns the characters from
+* Steps are those of the backbone Generator's step contract (its ``step_contract``, saved with
+  the verifier when it is not the world's "newline").
+* Tokens -> steps (the contract's ``spans``): step j owns the characters from
   the start of its text up to the start of step j+1's text (step 0 from offset 0, the last step to
   the end), so the delimiter closing step j is charged to step j: a step ended too early
   ("51-2=4" + delimiter) shows up as an unlikely delimiter. Token t covers [end[t-1], end[t])
@@ -38,8 +40,8 @@ from tqdm.auto import tqdm
 
 from ttc_lib.generation.generator import Generator, TokenLogprobs
 from ttc_lib.storage import key_digest
-from ttc_lib.tasks.prompts import format_prompt
-from ttc_lib.tasks.steps import split_steps, step_end_offsets
+from ttc_lib.tasks.prompts import model_prompt
+from ttc_lib.tasks.steps import LINES, StepContract, contract_of
 from ttc_lib.verifiers.base import LabelledSolution, read_verifier_config, save_verifier_config
 
 FEATURES = ("step_min", "running_min", "step_mean")  # per-step features, in coefficient order
@@ -50,14 +52,13 @@ SCORE_CHUNK = 1024  # solutions per token_logprobs call (progress granularity; t
 KIND = "likelihood_prm"
 
 
-def step_features(solution: str, logprobs: TokenLogprobs) -> np.ndarray:
+def step_features(solution: str, logprobs: TokenLogprobs, contract: StepContract = LINES) -> np.ndarray:
     """(n_steps, len(FEATURES)) features of one solution from its token log-probs (module rules)."""
-    ends = step_end_offsets(solution)
-    texts = split_steps(solution)
-    out = np.zeros((len(ends), len(FEATURES)))
-    if not ends:
+    spans = contract.spans(solution)
+    out = np.zeros((len(spans), len(FEATURES)))
+    if not spans:
         return out
-    starts = [e - len(t) for e, t in zip(ends, texts)]
+    starts, ends = [a for a, _ in spans], [b for _, b in spans]
     lo_step = np.array([0] + starts[1:], dtype=float)  # step j spans [lo_step[j], hi_step[j])
     hi_step = np.array(starts[1:] + [math.inf], dtype=float)
     tok_end = np.asarray(logprobs.end_offsets, dtype=float)
@@ -155,6 +156,11 @@ class LikelihoodPRM:
         self.tokens_scored = 0
 
     @property
+    def step_contract(self) -> StepContract:
+        """What a step is: the backbone Generator's contract."""
+        return contract_of(self.backbone)
+
+    @property
     def identity(self) -> str:
         """Its backbone's identity, features and coefficients: all that decides its scores (cheap)."""
         coef = [float(c) for c in self.coef]
@@ -166,16 +172,16 @@ class LikelihoodPRM:
         if len(questions) != len(solutions):
             raise ValueError(f"got {len(questions)} questions but {len(solutions)} solutions")
         out = [np.zeros((0, len(FEATURES))) for _ in solutions]
-        todo = [i for i, s in enumerate(solutions) if split_steps(s)]
+        todo = [i for i, s in enumerate(solutions) if self.step_contract.spans(s)]
         tok = self.backbone.tokenizer
         for start in tqdm(range(0, len(todo), SCORE_CHUNK), desc=self.name,
                           **({} if progress else {"disable": True})):
             rows = todo[start:start + SCORE_CHUNK]
             qs, ss = [questions[i] for i in rows], [solutions[i] for i in rows]
             for i, s, tl in zip(rows, ss, self.backbone.token_logprobs(qs, ss)):
-                out[i] = step_features(s, tl)
+                out[i] = step_features(s, tl, self.step_contract)
                 self.tokens_scored += len(tl.token_ids)
-            prompts = tok([format_prompt(q, self.backbone.prompt_style, tok) for q in qs])["input_ids"]
+            prompts = tok([model_prompt(self.backbone, q) for q in qs])["input_ids"]
             self.tokens_scored += sum(len(p) for p in prompts)
         return out
 
@@ -185,7 +191,7 @@ class LikelihoodPRM:
         return (1 / (1 + np.exp(-logits))).tolist()
 
     def score(self, questions: list[str], solutions: list[str], progress: bool = False) -> list[list[float]]:
-        """Per solution, one score in [0, 1] per step of steps.split_steps (empty solution: [])."""
+        """Per solution, one score in [0, 1] per step of its step contract (empty solution: [])."""
         return [self.score_features(f) for f in self.features(questions, solutions, progress)]
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -201,21 +207,25 @@ class LikelihoodPRM:
             backbone_relative=os.path.relpath(backbone.resolve(), path.resolve()) if local else None,
             features=list(FEATURES), coef=self.coef.tolist(), intercept=self.intercept,
             logprob_floor=LOGPROB_FLOOR, num_params=self.num_params, fit=self.fit_info,
-            prompt_style=self.backbone.prompt_style)
+            prompt_style=self.backbone.prompt_style,
+            # recorded only off the world's contract: the world's saved configs stay as they were
+            **({} if self.step_contract == LINES else {"step_delimiter": self.step_contract.name}))
         return path
 
 
 def fit_likelihood_prm(backbone_path: str | os.PathLike, train: Sequence[LabelledSolution], *, l2: float = L2,
                        monotone: bool = True, device: str = "cpu", backbone: Generator | None = None,
-                       progress: bool = False) -> LikelihoodPRM:
+                       progress: bool = False, step_delimiter: str | StepContract = "newline") -> LikelihoodPRM:
     """Calibrate the features of ``backbone_path``'s log-probs on labelled steps (None labels skipped).
 
-    Pass an already loaded ``backbone`` (a Generator of that checkpoint) to skip reloading it.
+    Pass an already loaded ``backbone`` (a Generator of that checkpoint) to skip reloading it; else
+    it is loaded with ``step_delimiter`` (the step contract the labels were made under).
     Soft (Monte-Carlo fractions), hard, oracle or outcome labels all work.
     """
     if not train:
         raise ValueError("fit_likelihood_prm: no training solutions")
-    gen = backbone if backbone is not None else Generator.from_pretrained(backbone_path, device=device)
+    gen = backbone if backbone is not None else Generator.from_pretrained(backbone_path, device=device,
+                                                                         step_delimiter=step_delimiter)
     prm = LikelihoodPRM(gen, np.zeros(len(FEATURES)), 0.0, backbone_path)
     feats = prm.features([t.question for t in train], [t.solution for t in train], progress)
     xs, ys = [], []
@@ -244,5 +254,6 @@ def load_likelihood_prm(path: Path, device: str = "cpu") -> LikelihoodPRM:
     rel = cfg.get("backbone_relative")
     backbone = Path(path) / rel if rel and (Path(path) / rel).exists() else cfg["backbone"]
     # a backbone without ttc_config.json (your own model) needs the prompt style it was saved with
-    gen = Generator.from_pretrained(backbone, device=device, prompt_style=cfg.get("prompt_style"))
+    gen = Generator.from_pretrained(backbone, device=device, prompt_style=cfg.get("prompt_style"),
+                                    step_delimiter=cfg.get("step_delimiter", "newline"))
     return LikelihoodPRM(gen, cfg["coef"], cfg["intercept"], backbone, fit_info=cfg.get("fit"))
