@@ -36,7 +36,7 @@ probe on 180 questions, levels 4-12, 20 each; differences own - none with 95% bo
 Neither floor makes reading pay: every attempt costs pass@1, a correct one as much as another
 question's. The ``hard`` policy never saw a plain question of level >= 6 and fails them (bare
 pass@1 .179 vs .462 for ``uniform``); its teacher-forced loss of the reference after one correct
-attempt at levels 7-9 (2.78 nats per solution, 40 questions) is still above ``uniform``'s with no
+attempt at levels 7-9 (2.78 nats per solution, 40 questions; ``--reuse --losses-only``) is still above ``uniform``'s with no
 attempt (1.32): with attempts in its prompt the 1M policy computes worse, and it does not copy
 (``uniform``: 2.13 after a correct attempt). The hard policy's two revisers were not run (the
 script was stopped to free the machine).
@@ -104,6 +104,39 @@ def reviser(policy, policy_path: Path, questions: list, out: Path, max_new_token
     return Generator.from_pretrained(out, device="cpu")
 
 
+def teacher_forced(path: Path, test_all: list, tokenizer) -> dict[str, dict[str, float]]:
+    """Summed loss (nats per solution) of the reference after the bare question, one correct attempt
+    and one slip, on the first 40 test questions of each group of three levels."""
+    import random
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ttc_lib.tasks.prompts import revision_question, training_text
+    from ttc_lib.tasks.slips import attempts_for
+
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+
+    def loss(question: str, solution: str) -> float:
+        prompt, target = training_text(question, solution)
+        a, b = tokenizer(prompt).input_ids, tokenizer(target, add_special_tokens=False).input_ids
+        ids = torch.tensor([a + b])
+        with torch.no_grad():
+            logits = model(ids).logits[0, len(a) - 1:-1]
+        return torch.nn.functional.cross_entropy(logits.float(), ids[0, len(a):], reduction="sum").item()
+
+    out = {}
+    for low in range(1, max(p.level for p in test_all) + 1, 3):
+        group, rng = [p for p in test_all if low <= p.level < low + 3][:40], random.Random(0)
+        sums = {"plain": 0.0, "correct1": 0.0, "wrong1": 0.0}
+        for p in group:
+            sums["plain"] += loss(p.question, p.solution)
+            sums["correct1"] += loss(revision_question(p.question, [p.solution]), p.solution)
+            sums["wrong1"] += loss(revision_question(p.question, attempts_for(p, 1, rng, 0.0)), p.solution)
+        out[f"levels {low}-{low + 2}"] = {k: round(v / max(1, len(group)), 3) for k, v in sums.items()}
+    return out
+
+
 def main() -> None:
     from transformers import AutoTokenizer
 
@@ -118,6 +151,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--revise-from", type=int, default=5)
     parser.add_argument("--reuse", action="store_true", help="probe the policies already under --work")
+    parser.add_argument("--losses-only", action="store_true", help="with --reuse: the teacher-forced losses only")
     parser.add_argument("--max-new-tokens", type=int, default=0, help="0: notebook 01's rule")
     parser.add_argument("--work", default=str(ROOT / "build" / "experiments" / "hard_context_rows"))
     args = parser.parse_args()
@@ -140,6 +174,10 @@ def main() -> None:
     for name, record in zip(rows, records if not args.reuse else []):
         print(f"{name}: {args.steps} steps, {record['wall_seconds']:.0f} s, final loss {record['final_loss']:.4f}",
               flush=True)
+    for name in rows:
+        print(f"{name} policy, teacher-forced:", json.dumps(teacher_forced(work / name, test_all, tokenizer)), flush=True)
+    if args.losses_only:
+        return
     from ttc_lib.generation.generator import Generator
 
     n = REVISION["revision_questions"]
