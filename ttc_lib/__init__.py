@@ -7,4 +7,8 @@ tests/test_architecture.py checks the order from the source. The notebooks under
 these and hold no logic of their own.
 """
 
+from ttc_lib.progress import install as _install_progress
+
 __version__ = "0.1.0"
+
+_install_progress()  # progress lines on the runner's terminal when it asks for them (ttc_lib/progress.py)

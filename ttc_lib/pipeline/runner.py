@@ -49,6 +49,7 @@ from ttc_lib.pipeline.parameter_ranges import Range, combination_problem, notebo
 from ttc_lib.pipeline.publish import main_text, publish, results_folder
 from ttc_lib.pipeline.run_lock import RunLocked, run_lock
 from ttc_lib.pipeline.runs import STAGES, notebook_parameters, notebook_path, project_root, runs_root
+from ttc_lib.progress import terminal_progress
 from ttc_lib.storage import write_json
 
 TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,),
@@ -219,9 +220,10 @@ def _run_stages(profile: str, chosen: list[str], resolved: dict[str, dict[str, A
         print(f"== {stage} (profile {profile})", flush=True)
         start = time.time()
         try:
-            papermill.execute_notebook(str(notebook_path(stage)), str(out_dir / f"{stage}.ipynb"),
-                                       parameters=resolved[stage], cwd=str(project_root() / "notebooks"),
-                                       progress_bar=True, log_output=False, kernel_name="python3")
+            with terminal_progress(out_dir / f"{stage}.progress"):  # the long loops' lines on this terminal
+                papermill.execute_notebook(str(notebook_path(stage)), str(out_dir / f"{stage}.ipynb"),
+                                           parameters=resolved[stage], cwd=str(project_root() / "notebooks"),
+                                           progress_bar=True, log_output=False, kernel_name="python3")
         except papermill.PapermillExecutionError as err:
             if err.ename != "StageStopped":  # own_model.StageStopped: summary written, nothing more to do
                 raise
