@@ -35,11 +35,11 @@ probe on 180 questions, levels 4-12, 20 each; differences own - none with 95% bo
 
 Neither floor makes reading pay: every attempt costs pass@1, a correct one as much as another
 question's. The ``hard`` policy never saw a plain question of level >= 6 and fails them (bare
-pass@1 .179 vs .462 for ``uniform``); its teacher-forced loss of the reference after one correct
-attempt at levels 7-9 (2.78 nats per solution, 40 questions; ``--reuse --losses-only``) is still above ``uniform``'s with no
-attempt (1.32): with attempts in its prompt the 1M policy computes worse, and it does not copy
-(``uniform``: 2.13 after a correct attempt). The hard policy's two revisers were not run (the
-script was stopped to free the machine).
+pass@1 .179 vs .462 for ``uniform``); its teacher-forced loss per target token of the reference
+after one correct attempt at levels 7-9 (.0379, 40 questions; ``--reuse --losses-only``) is still
+above ``uniform``'s with no attempt (.0180): with attempts in its prompt the 1M policy computes
+worse, and it does not copy (``uniform`` after a correct attempt: .0291). The hard policy's two
+revisers were not run (the script was stopped to free the machine).
 
 Reads a finished ``00_data`` and the ``01_train_generator`` tokenizer of the profile in
 the runs folder (``TTC_RUNS_DIR``, default ``data/runs``); writes only under ``--work``.
@@ -105,35 +105,28 @@ def reviser(policy, policy_path: Path, questions: list, out: Path, max_new_token
 
 
 def teacher_forced(path: Path, test_all: list, tokenizer) -> dict[str, dict[str, float]]:
-    """Summed loss (nats per solution) of the reference after the bare question, one correct attempt
-    and one slip, on the first 40 test questions of each group of three levels."""
+    """Loss per target token of the reference after the bare question, one correct attempt and one
+    slip (``revisions.training.target_loss``), on the first 40 test questions of each group of
+    three levels."""
     import random
+    from dataclasses import replace
 
-    import torch
     from transformers import AutoModelForCausalLM
 
-    from ttc_lib.tasks.prompts import revision_question, training_text
+    from ttc_lib.revisions.training import target_loss
+    from ttc_lib.tasks.prompts import revision_question
     from ttc_lib.tasks.slips import attempts_for
 
     model = AutoModelForCausalLM.from_pretrained(path).eval()
-
-    def loss(question: str, solution: str) -> float:
-        prompt, target = training_text(question, solution)
-        a, b = tokenizer(prompt).input_ids, tokenizer(target, add_special_tokens=False).input_ids
-        ids = torch.tensor([a + b])
-        with torch.no_grad():
-            logits = model(ids).logits[0, len(a) - 1:-1]
-        return torch.nn.functional.cross_entropy(logits.float(), ids[0, len(a):], reduction="sum").item()
-
     out = {}
     for low in range(1, max(p.level for p in test_all) + 1, 3):
         group, rng = [p for p in test_all if low <= p.level < low + 3][:40], random.Random(0)
-        sums = {"plain": 0.0, "correct1": 0.0, "wrong1": 0.0}
-        for p in group:
-            sums["plain"] += loss(p.question, p.solution)
-            sums["correct1"] += loss(revision_question(p.question, [p.solution]), p.solution)
-            sums["wrong1"] += loss(revision_question(p.question, attempts_for(p, 1, rng, 0.0)), p.solution)
-        out[f"levels {low}-{low + 2}"] = {k: round(v / max(1, len(group)), 3) for k, v in sums.items()}
+        contexts = {"plain": lambda p: [], "correct1": lambda p: [p.solution],
+                    "wrong1": lambda p: attempts_for(p, 1, rng, 0.0)}
+        out[f"levels {low}-{low + 2}"] = {
+            name: round(target_loss(model, tokenizer, [replace(p, question=revision_question(p.question, attempts(p)))
+                                                       for p in group]), 4)
+            for name, attempts in contexts.items()}
     return out
 
 
