@@ -1,4 +1,4 @@
-"""Work in single-thread worker processes (search.workers): the same pool and the same search rows
+"""Work in single-thread worker processes (models.workers): the same pool and the same search rows
 whatever the number of workers, each finished piece cached as it arrives, errors raised here."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from ttc_lib.generation.generator import Generator
+from ttc_lib.models.workers import check_workers, run_tasks
 from ttc_lib.search.grid import grid, run_jobs
 from ttc_lib.search.pool import sample_pool
-from ttc_lib.search.workers import check_workers, run_tasks
 from ttc_lib.storage import ResultCache
 from ttc_lib.verifiers.hash_verifier import HashVerifier
 

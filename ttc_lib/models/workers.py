@@ -1,21 +1,28 @@
-"""Independent pieces of work (chunks of the sample pool, search-grid jobs) side by side in
-single-thread worker processes on the local cores.
+"""Independent pieces of work (chunks of the sample pool, search-grid jobs, revision-sweep pieces,
+label and greedy shards) run side by side: in single-thread worker processes on the local cores, or
+as shards on Ray (``ray_workers``: every core of a laptop, every GPU of a cluster).
 
 Why: the models of the embedded world are too small to use two torch threads well, so on a
 2-core machine one process leaves a core idle; two single-thread workers on independent pieces
-run ~2x as fast.
+run ~2x as fast. A study at paper scale needs many GPUs: the same pieces go to Ray.
 
 Rules
 -----
-* ``workers <= 1`` (or one task): every task runs here, in order — exactly the serial loop.
-* ``workers > 1``: a spawned pool of ``min(workers, tasks)`` processes (spawn: fork is unsafe
+* The executor is a run setting (``executor: local | ray`` in a profile's ``common`` section, or
+  ``--set executor=ray``): the runner exports it to the stages as ``TTC_EXECUTOR`` (``EXECUTOR_ENV``)
+  and ``run_tasks`` reads it there (``executor()``); unset means ``local``. A notebook stepped through
+  in JupyterLab runs ``local`` unless its kernel was started with ``TTC_EXECUTOR=ray``.
+* ``local``, ``workers <= 1`` (or one task): every task runs here, in order — exactly the serial loop.
+* ``local``, ``workers > 1``: a spawned pool of ``min(workers, tasks)`` processes (spawn: fork is unsafe
   with torch threads and inside Jupyter kernels), one torch thread each; each stops when the
   process that started it dies (``models.parallel_training.exit_with_parent``). The ``models``
   (e.g. the generator and verifier objects) are pickled once per worker, the tasks are small.
+* ``ray``: every task is a shard run by one of ``workers`` Ray actors (``ray_workers`` states its rules:
+  start, retries, GPUs, what moves over the network).
 * Results come back in completion order as ``(task index, result)``: the caller writes each to
   its result cache as it arrives, so an interrupted run keeps every finished task.
 * A task's result must not depend on the process that ran it: samples are seeded per question
-  and a search job by its own seed, so ``workers`` changes the wall time, never the numbers.
+  and a search job by its own seed, so ``workers`` and ``executor`` change the wall time, never the numbers.
 * Tasks that generate start from a Generator's fresh state (``forget_history``), in every process.
 * ``fn`` must be a module-level function (it is pickled by name); it is called as
   ``fn(**models, **task)``.
@@ -28,6 +35,9 @@ import os
 from typing import Any, Callable, Iterator, Sequence
 
 from ttc_lib.models.parallel_training import exit_with_parent
+
+EXECUTOR_ENV = "TTC_EXECUTOR"  # the environment variable the runner sets from the run setting ``executor``
+EXECUTORS = ("local", "ray")  # local: this process or local worker processes; ray: shards on Ray (ray_workers)
 
 _MODELS: dict[str, Any] = {}  # set in each worker process by _start_worker
 
@@ -59,10 +69,25 @@ def check_workers(workers: Any) -> int:
     return workers
 
 
+def executor() -> str:
+    """The executor the stages run with: ``TTC_EXECUTOR`` (module rules), ``local`` when unset; a
+    ValueError names the variable and the executors otherwise."""
+    name = os.environ.get(EXECUTOR_ENV, "").strip() or "local"
+    if name not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR_ENV}={name!r} is not an executor: use one of {list(EXECUTORS)} "
+                         f"(the run setting executor: in a profile's common section, or --set executor=...)")
+    return name
+
+
 def run_tasks(fn: Callable[..., Any], tasks: Sequence[dict[str, Any]], models: dict[str, Any],
               workers: int = 1) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, fn(**models, **tasks[index]))`` for every task (module rules)."""
     workers = check_workers(workers)
+    if executor() == "ray" and tasks:
+        from ttc_lib.models.ray_workers import run_on_ray  # Ray is optional: imported only when chosen
+
+        yield from run_on_ray(fn, tasks, models, workers)
+        return
     if workers == 1 or len(tasks) <= 1:
         for i, task in enumerate(tasks):
             yield i, fn(**models, **task)
