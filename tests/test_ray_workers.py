@@ -6,6 +6,7 @@ serves the module (starting Ray takes seconds)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import pickle
@@ -129,8 +130,11 @@ def test_a_worker_killed_mid_shard_is_retried_and_the_rows_are_those_of_an_undis
     undisturbed = run_jobs(jobs, gen, HashVerifier(), problems, **run)
     monkeypatch.setenv(EXECUTOR_ENV, "ray")
     marker, path = tmp_path / "killed", tmp_path / "search.jsonl"
+    in_memory = copy.copy(gen)  # sent with its weights: through the object store, which a restart reads again
+    del in_memory.reload_call
+    assert len(pickle.dumps(shippable({"generator": in_memory}))) >= ray_workers.INLINE_BYTES
     cache = ResultCache(path)
-    killed = run_jobs(jobs, gen, KillsItsWorkerOnce(marker), problems, cache=cache, workers=2, **run)
+    killed = run_jobs(jobs, in_memory, KillsItsWorkerOnce(marker), problems, cache=cache, workers=2, **run)
     cache.close()
     assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker really died mid-shard
     pd.testing.assert_frame_equal(killed, undisturbed)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 RETRIES = 3  # times Ray restarts a dead actor and runs its shard again before the stage fails
+INLINE_BYTES = 100_000  # a pickled payload this large goes to Ray's object store once, not into every actor
 THREADS = 1  # torch threads per actor: tiny models use two threads badly, and the cores go to actors
 LOCAL_HINT = ('run it with executor: local instead (--set executor=local, or executor: local in the '
               "profile's common section)")
@@ -143,19 +144,21 @@ def _actor_class():
     return ray_module().remote(ShardWorker)
 
 
-_KEPT: dict[str, Any] = {}  # the last call that finished cleanly: {"key", "actors", "payload": its object ref}
+_KEPT: dict[str, Any] = {}  # the last call that finished cleanly: {"key", "actors", "payload": as sent}
 
 
-def _actors(ray, key: str, payload: Any, count: int, options: dict[str, Any]) -> tuple[Any, list]:
-    """(object ref of ``payload``, ``count`` actors holding its models): the last call's when its ``key``
-    is this one (the same session, models, count and options), else new ones (the old ones stopped: they
-    hold cores). The ref must outlive the actors: Ray restarts a dead actor from it."""
+def _actors(ray, key: str, payload: Any, size: int, count: int, options: dict[str, Any]) -> tuple[Any, list]:
+    """(``payload`` as sent, ``count`` actors holding its models): the last call's when its ``key`` is
+    this one (the same session, models, count and options), else new ones (the old ones stopped: they
+    hold cores). A payload of ``INLINE_BYTES`` or more goes to the object store once; that ref must
+    outlive the actors, since Ray restarts a dead actor from it. A smaller one (models sent as their
+    load calls) travels inside each actor's creation."""
     if _KEPT.get("key") == key:
         return _KEPT.pop("payload"), _KEPT.pop("actors")
     _stop(ray, _KEPT.pop("actors", []))
     _KEPT.clear()
-    ref = ray.put(payload)
-    return ref, [_actor_class().options(**options).remote(ref) for _ in range(count)]
+    sent = ray.put(payload) if size >= INLINE_BYTES else payload
+    return sent, [_actor_class().options(**options).remote(sent) for _ in range(count)]
 
 
 def _stop(ray, actors: list) -> None:
@@ -177,9 +180,9 @@ def run_on_ray(fn: Callable[..., Any], tasks: Sequence[dict[str, Any]], models: 
     options = {"num_cpus": 0 if gpu else 1, "num_gpus": 1 if gpu else 0,
                "max_restarts": RETRIES, "max_task_retries": RETRIES}
     payload, count = shippable(models), min(workers, len(tasks), capacity)
-    key = hashlib.sha256(ray.cloudpickle.dumps((ray.get_runtime_context().get_job_id(), payload, count,
-                                                options))).hexdigest()
-    ref, actors = _actors(ray, key, payload, count, options)
+    blob = ray.cloudpickle.dumps(payload)
+    key = hashlib.sha256(blob + repr((ray.get_runtime_context().get_job_id(), count, options)).encode()).hexdigest()
+    sent, actors = _actors(ray, key, payload, len(blob), count, options)
     waiting, running, finished = deque(range(len(tasks))), {}, False
 
     def give(actor) -> None:
@@ -204,6 +207,6 @@ def run_on_ray(fn: Callable[..., Any], tasks: Sequence[dict[str, Any]], models: 
         finished = True
     finally:
         if finished:  # idle, models loaded: the next call with the same models starts at once
-            _KEPT.update(key=key, actors=actors, payload=ref)
+            _KEPT.update(key=key, actors=actors, payload=sent)
         else:  # an error, or the caller stopped early: shards may still be running
             _stop(ray, actors)
