@@ -38,6 +38,8 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from ttc_lib.models.workers import forget_models
+
 RETRIES = 3  # times Ray restarts a dead actor and runs its shard again before the stage fails
 INLINE_BYTES = 100_000  # a pickled payload this large goes to Ray's object store once, not into every actor
 THREADS = 1  # torch threads per actor: tiny models use two threads badly, and the cores go to actors
@@ -136,6 +138,7 @@ class ShardWorker:
         self.models = rebuilt(payload)
 
     def run(self, fn: Callable[..., Any], task: dict[str, Any]) -> Any:
+        forget_models(self.models)  # a shard never depends on the shards this actor ran before
         return fn(**self.models, **task)
 
 

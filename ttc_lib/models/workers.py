@@ -23,7 +23,11 @@ Rules
   its result cache as it arrives, so an interrupted run keeps every finished task.
 * A task's result must not depend on the process that ran it: samples are seeded per question
   and a search job by its own seed, so ``workers`` and ``executor`` change the wall time, never the numbers.
-* Tasks that generate start from a Generator's fresh state (``forget_history``), in every process.
+* Tasks that generate start from a Generator's fresh state (``forget_history``), in every process:
+  in a worker (local or Ray) every task starts with ``forget_models``; the serial loop leaves that to
+  the task (pool, grid and sweep pieces forget; label, greedy and solve() batches run as they always
+  did, each on the state the batch before left, which can move a sampled token only at an exact
+  near-tie, generation.generator's rule).
 * ``fn`` must be a module-level function (it is pickled by name); it is called as
   ``fn(**models, **task)``.
 * An exception in a task is raised here, and the tasks not yet started are cancelled.
@@ -51,6 +55,7 @@ def _start_worker(models: dict[str, Any], parent: int) -> None:
 
 
 def _call(fn: Callable[..., Any], task: dict[str, Any]) -> Any:
+    forget_models(_MODELS)
     return fn(**_MODELS, **task)
 
 
@@ -60,6 +65,18 @@ def forget_history(generator: Any) -> None:
     forget = getattr(generator, "forget", None)
     if callable(forget):
         forget()
+
+
+def forget_models(models: Any) -> None:
+    """``forget_history`` of every model in ``models`` (dicts, lists, tuples of them): what a worker
+    does before each task, so a shard never depends on the shards its process ran before."""
+    if isinstance(models, dict):
+        models = list(models.values())
+    if isinstance(models, (list, tuple)):
+        for model in models:
+            forget_models(model)
+    else:
+        forget_history(models)
 
 
 def check_workers(workers: Any) -> int:
