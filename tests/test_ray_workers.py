@@ -84,6 +84,8 @@ def test_shards_on_ray_agree_with_the_serial_loop_and_a_failing_shard_is_raised_
     assert dict(run_tasks(square, tasks, {"offset": 1}, workers=2)) == {i: i * i + 1 for i in range(5)}
     first, second = (set(dict(run_tasks(process_id, tasks, {}, workers=2)).values()) for _ in range(2))
     assert os.getpid() not in first and second <= first  # the same models: the same actors, kept between calls
+    ray_workers.stop_ray()  # what a finished stage calls: it stops only a Ray it started, not this one
+    assert ray.is_initialized()
     with pytest.raises(ValueError, match="task two fails"):
         list(run_tasks(fail_on_two, [{"x": i} for i in range(4)], {}, workers=2))
 

@@ -7,7 +7,7 @@ Rules
   ``ray.init``). Otherwise ``RAY_ADDRESS`` (the run setting ``ray_address`` sets it) joins that
   cluster, and the ``ttc_lib`` code of this process goes with the job (Ray's ``py_modules``);
   without it Ray starts on this machine's cores: no cluster set-up. A session started here is
-  stopped when the process ends (the stage's kernel), never left running. A Ray that cannot be
+  stopped when the stage writes its summary (``stop_ray``), or when the process ends, never left running. A Ray that cannot be
   imported or started is a RuntimeError that says why and names ``executor: local``.
 * Workers: ``min(workers, tasks, capacity)`` actors, capacity being the cluster's CPUs, or its GPUs
   when the stage's models are on a GPU: each actor then asks for one GPU and holds its own copy of
@@ -37,8 +37,6 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
-
-from ttc_lib.models.workers import forget_models
 
 RETRIES = 3  # times Ray restarts a dead actor and runs its shard again before the stage fails
 INLINE_BYTES = 100_000  # a pickled payload this large goes to Ray's object store once, not into every actor
@@ -87,8 +85,24 @@ def start_ray():
     except Exception as err:  # any failure to start or join: say so, and how to run without Ray
         where = f"joining the cluster at RAY_ADDRESS={address}" if address else "starting Ray on this machine"
         raise RuntimeError(f"executor: ray failed {where}: {type(err).__name__}: {err}; {LOCAL_HINT}") from err
-    atexit.register(ray.shutdown)  # started here: stopped when the stage's process ends
+    _STARTED.append(True)
+    atexit.register(stop_ray)  # started here: stopped when the stage's process ends, at the latest
     return ray
+
+
+_STARTED: list[bool] = []  # non-empty while a Ray session started by start_ray runs
+
+
+def stop_ray() -> None:
+    """Stop the Ray session ``start_ray`` started in this process, if any (a session it found running
+    is left alone); the actors kept for the next call go with it. ``runs.Stage.write_summary`` calls
+    it: a finished stage's kernel then exits at once, never killed mid-shutdown."""
+    if _STARTED:
+        import ray
+
+        _KEPT.clear()
+        ray.shutdown()
+        _STARTED.clear()
 
 
 def shippable(obj: Any, memo: dict[int, Reload] | None = None) -> Any:
@@ -138,7 +152,6 @@ class ShardWorker:
         self.models = rebuilt(payload)
 
     def run(self, fn: Callable[..., Any], task: dict[str, Any]) -> Any:
-        forget_models(self.models)  # a shard never depends on the shards this actor ran before
         return fn(**self.models, **task)
 
 

@@ -36,6 +36,7 @@ Rules
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any, Callable, Iterator, Sequence
 
 from ttc_lib.models.parallel_training import exit_with_parent
@@ -55,8 +56,14 @@ def _start_worker(models: dict[str, Any], parent: int) -> None:
 
 
 def _call(fn: Callable[..., Any], task: dict[str, Any]) -> Any:
-    forget_models(_MODELS)
-    return fn(**_MODELS, **task)
+    return fresh_call(fn, tuple(_MODELS), **_MODELS, **task)
+
+
+def fresh_call(fn: Callable[..., Any], model_names: tuple[str, ...], **arguments: Any) -> Any:
+    """``fn(**arguments)`` after ``forget_models`` of the arguments named in ``model_names``: how a
+    worker (a local process or a Ray actor) runs each task."""
+    forget_models([arguments[name] for name in model_names])
+    return fn(**arguments)
 
 
 def forget_history(generator: Any) -> None:
@@ -103,7 +110,7 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[dict[str, Any]], models: d
     if executor() == "ray" and tasks:
         from ttc_lib.models.ray_workers import run_on_ray  # Ray is optional: imported only when chosen
 
-        yield from run_on_ray(fn, tasks, models, workers)
+        yield from run_on_ray(partial(fresh_call, fn, tuple(models)), tasks, models, workers)
         return
     if workers == 1 or len(tasks) <= 1:
         for i, task in enumerate(tasks):
