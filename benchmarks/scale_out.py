@@ -12,9 +12,13 @@ executor does the same work from no cache: the pool (--samples per question of -
 N = --budget, seeds 0 and 1, on --grid-questions), and its rows must equal the first executor's.
 
 Executors: ``local`` with 1 worker (this process, one torch thread), ``local`` with 2 (two
-single-thread processes), ``ray`` with 2 (two actors on a Ray started here; its start is timed
-apart: a stage pays it once, and the actors start within the pool's time, then serve the grid).
-Printed last: the speed-ups over ``local`` with 1 worker, and which executor with 2 workers is faster.
+single-thread processes), ``ray`` with 2 (two actors on a Ray started here). Before the pool, each
+runs one empty task per worker with the same models and that call is timed as "start": for ``local``
+x 2 it is what every loop pays (spawn two processes, import torch, unpickle the models); for ``ray``
+x 2 what a stage pays once (start two actors, load the models), since the actors then serve the pool
+and the grid. Ray's own start is timed apart (once per stage). Printed last: the speed-ups over
+``local`` x 1 of the loops alone and of a stage's worth (loops + what it pays once), and which
+executor with 2 workers is faster.
 """
 
 from __future__ import annotations
@@ -37,12 +41,16 @@ from search import load_models  # noqa: E402  (benchmarks/search.py: the profile
 
 from ttc_lib.generation.pass_at_1 import max_new_tokens_for  # noqa: E402
 from ttc_lib.models.ray_workers import start_ray  # noqa: E402
-from ttc_lib.models.workers import EXECUTOR_ENV  # noqa: E402
+from ttc_lib.models.workers import EXECUTOR_ENV, run_tasks  # noqa: E402
 from ttc_lib.pipeline.runs import runs_root  # noqa: E402
 from ttc_lib.search.grid import grid, run_jobs  # noqa: E402
 from ttc_lib.search.pool import sample_pool  # noqa: E402
 
 EXECUTORS = [("local", 1), ("local", 2), ("ray", 2)]  # (executor, workers); the first is the reference
+
+
+def empty_task(**models) -> None:
+    """A task that does nothing: what starting the workers with these models costs."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -81,9 +89,13 @@ def main() -> None:
     start_ray()
     ray_start = time.perf_counter() - start
     print(f"ray start: {ray_start:.1f} s (once per stage; not in the times below)")
-    seconds, reference = {}, None
+    seconds, started, reference = {}, {}, None
+    models = {"generator": gen, "verifier": verifier}
     for name, workers in EXECUTORS:
         os.environ[EXECUTOR_ENV] = name
+        t0 = time.perf_counter()
+        list(run_tasks(empty_task, [{}] * workers, models, workers))
+        started[name, workers] = time.perf_counter() - t0
         t0 = time.perf_counter()
         pool = sample_pool(gen, verifier, problems[:args.pool_questions], args.samples, max_new_tokens=max_new,
                            seed=args.seed, rows_per_call=args.rows_per_call, progress=False, workers=workers)
@@ -98,16 +110,18 @@ def main() -> None:
             pd.testing.assert_frame_equal(pool, reference[0])
             pd.testing.assert_frame_equal(search, reference[1])
             checked = "rows equal to local x1"
-        print(f"{name:5s} x{workers}: pool {seconds[name, workers][0]:7.1f} s  grid {seconds[name, workers][1]:7.1f} s"
-              f"  ({checked})")
-    base = seconds[EXECUTORS[0]]
-    ratios = {key: (base[0] / s[0], base[1] / s[1], sum(base) / sum(s)) for key, s in seconds.items() if key != EXECUTORS[0]}
-    for (name, workers), (pool_x, grid_x, total_x) in ratios.items():
-        print(f"speed-up of {name} x{workers} over local x1: pool {pool_x:.2f}x  grid {grid_x:.2f}x  both {total_x:.2f}x"
-              + (f"  (with Ray's start: {sum(base) / (sum(seconds[name, workers]) + ray_start):.2f}x)" if name == "ray" else ""))
-    faster = min(("local", "ray"), key=lambda n: sum(seconds[n, 2]))
-    print(f"faster with 2 workers: {faster} (local {sum(seconds['local', 2]):.1f} s, ray {sum(seconds['ray', 2]):.1f} s"
-          f" + {ray_start:.1f} s start)")
+        print(f"{name:5s} x{workers}: start {started[name, workers]:5.1f} s  pool {seconds[name, workers][0]:7.1f} s  "
+              f"grid {seconds[name, workers][1]:7.1f} s  ({checked})")
+    base = sum(seconds[EXECUTORS[0]])
+    for name, workers in EXECUTORS[1:]:
+        pool_s, grid_s = seconds[name, workers]
+        once = ray_start + started[name, workers] if name == "ray" else 0.0  # local x2 pays its start in every loop
+        print(f"speed-up of {name} x{workers} over local x1: pool {seconds[EXECUTORS[0]][0] / pool_s:.2f}x  "
+              f"grid {seconds[EXECUTORS[0]][1] / grid_s:.2f}x  both {base / (pool_s + grid_s):.2f}x  "
+              f"stage (+ {once:.1f} s paid once) {base / (pool_s + grid_s + once):.2f}x")
+    stage = {n: sum(seconds[n, 2]) + (ray_start + started[n, 2] if n == "ray" else 0.0) for n in ("local", "ray")}
+    print(f"faster with 2 workers: {min(stage, key=stage.get)} (a stage's pool + grid: local {stage['local']:.1f} s, "
+          f"ray {stage['ray']:.1f} s with its starts)")
 
 
 if __name__ == "__main__":
