@@ -157,6 +157,7 @@ def test_a_ray_that_cannot_start_says_so_and_names_executor_local(monkeypatch):
         raise ConnectionError("could not reach the GCS")
 
     monkeypatch.setattr(ray, "init", refuse)
+    assert dict(run_tasks(square, [{"x": 1}, {"x": 2}], {}, workers=1)) == {0: 1, 1: 4}  # one worker: here, no Ray
     with pytest.raises(RuntimeError, match=r"executor: ray failed joining the cluster at RAY_ADDRESS=10.255.255.1:6379: "
                                            r"ConnectionError: could not reach the GCS; run it with executor: local"):
         list(run_tasks(square, [{"x": 1}, {"x": 2}], {}, workers=2))

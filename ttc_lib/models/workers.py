@@ -12,12 +12,13 @@ Rules
   ``--set executor=ray``): the runner exports it to the stages as ``TTC_EXECUTOR`` (``EXECUTOR_ENV``)
   and ``run_tasks`` reads it there (``executor()``); unset means ``local``. A notebook stepped through
   in JupyterLab runs ``local`` unless its kernel was started with ``TTC_EXECUTOR=ray``.
-* ``local``, ``workers <= 1`` (or one task): every task runs here, in order — exactly the serial loop.
+* ``workers == 1`` (or one task), either executor: every task runs here, in order — exactly the serial
+  loop (one worker elsewhere would only add its start; Ray is not started).
 * ``local``, ``workers > 1``: a spawned pool of ``min(workers, tasks)`` processes (spawn: fork is unsafe
   with torch threads and inside Jupyter kernels), one torch thread each; each stops when the
   process that started it dies (``models.parallel_training.exit_with_parent``). The ``models``
   (e.g. the generator and verifier objects) are pickled once per worker, the tasks are small.
-* ``ray``: every task is a shard run by one of ``workers`` Ray actors (``ray_workers`` states its rules:
+* ``ray``, ``workers > 1``: every task is a shard run by one of ``workers`` Ray actors (``ray_workers`` states its rules:
   start, retries, GPUs, what moves over the network).
 * Results come back in completion order as ``(task index, result)``: the caller writes each to
   its result cache as it arrives, so an interrupted run keeps every finished task.
@@ -106,15 +107,15 @@ def executor() -> str:
 def run_tasks(fn: Callable[..., Any], tasks: Sequence[dict[str, Any]], models: dict[str, Any],
               workers: int = 1) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, fn(**models, **tasks[index]))`` for every task (module rules)."""
-    workers = check_workers(workers)
-    if executor() == "ray" and tasks:
-        from ttc_lib.models.ray_workers import run_on_ray  # Ray is optional: imported only when chosen
-
-        yield from run_on_ray(partial(fresh_call, fn, tuple(models)), tasks, models, workers)
-        return
+    workers, name = check_workers(workers), executor()
     if workers == 1 or len(tasks) <= 1:
         for i, task in enumerate(tasks):
             yield i, fn(**models, **task)
+        return
+    if name == "ray":
+        from ttc_lib.models.ray_workers import run_on_ray  # Ray is optional: imported only when chosen
+
+        yield from run_on_ray(partial(fresh_call, fn, tuple(models)), tasks, models, workers)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
