@@ -21,13 +21,15 @@ VERIFIER ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Ray, the optional executor (SET="executor=ray", docs/scaling.md): installed by `make ray` and `make test`
+RAY_STAMP := $(VENV)/.ray-installed
 STAGES := 00_data 01_train_generator 02_train_verifier 03_difficulty_bins 04_search \
           05_revisions 06_compute_optimal 07_ttc_vs_pretraining 08_claims
 OVERRIDES := $(foreach s,$(SET),--set $(s)) $(if $(GENERATOR),--set generator=$(GENERATOR)) \
              $(if $(DATA),--set source=$(DATA)) $(if $(VERIFIER),--set verifier=$(VERIFIER))
 TEST_RUNS := $(CURDIR)/build/test-runs
 
-.PHONY: run test unit lint lab install clean benchmarks gpu-check record publish $(STAGES)
+.PHONY: run test unit lint lab install ray clean benchmarks scale-out gpu-check record publish $(STAGES)
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +39,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(RAY_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,ray]"
+	touch $(RAY_STAMP)
+
+ray: $(RAY_STAMP)
 
 run: $(STAMP)
 	$(PY) -m ttc_lib.pipeline run --profile $(PROFILE) $(OVERRIDES)
@@ -48,14 +56,14 @@ $(STAGES): $(STAMP)
 publish: $(STAMP)
 	$(PY) -m ttc_lib.pipeline publish $(PROFILE)
 
-test: $(STAMP)
+test: $(RAY_STAMP)
 	rm -rf $(TEST_RUNS)
 	TQDM_DISABLE=1 TTC_RUNS_DIR=$(TEST_RUNS) $(PY) -m pytest -q tests --nbval-lax --nbval-current-env notebooks
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ttc_lib tests benchmarks experiments notebooks
 
-unit: $(STAMP)
+unit: $(RAY_STAMP)
 	TQDM_DISABLE=1 $(PY) -m pytest -q tests
 
 lab: $(STAMP)
@@ -63,6 +71,10 @@ lab: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/generation.py
+
+# executor: ray vs local on the same pool and search grid, one line of speed-ups (docs/scaling.md)
+scale-out: $(RAY_STAMP)
+	$(PY) benchmarks/scale_out.py
 
 # the engine on random models of real shapes (1.5B policy, 7B PRM): one line per figure; needs CUDA
 gpu-check: $(STAMP)

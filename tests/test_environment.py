@@ -4,6 +4,7 @@ the environment, and an external PRM is read from disk or the local Hugging Face
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
@@ -13,7 +14,8 @@ from ttc_lib.pipeline import runner
 from ttc_lib.pipeline.runs import Stage, notebook_parameters, notebook_path
 from ttc_lib.verifiers.external_prm import load_prm
 
-ENVIRONMENT_KEYS = {"python", "torch", "transformers", "cuda_available", "cuda_version", "gpu_name", "device", "dtype"}
+ENVIRONMENT_KEYS = {"python", "torch", "transformers", "cuda_available", "cuda_version", "gpu_name", "device", "dtype",
+                    "executor"}
 
 
 @pytest.fixture
@@ -60,6 +62,26 @@ def test_run_settings_are_bools_and_unknown_keys_are_still_rejected(no_cuda):
     with pytest.raises(ValueError, match="override 'allow_cpu' is not a parameter of any notebook"):
         runner.apply_overrides(runner.load_profile("ci"), ["allow_cpu=true"])  # only the runner takes it
     assert no_cuda == []
+
+
+def test_the_executor_reaches_the_kernels_environment_and_is_checked(no_cuda, monkeypatch):
+    seen = []
+    monkeypatch.delenv("TTC_EXECUTOR", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(runner, "_run_stages", lambda profile, chosen, resolved: seen.append(
+        (os.environ.get("TTC_EXECUTOR"), os.environ.get("RAY_ADDRESS"), resolved)) or {})
+    runner.run("ci", ["00_data"], ["executor=ray", "ray_address=head:6379"])
+    runner.run("ci", ["00_data"])
+    assert [s[:2] for s in seen] == [("ray", "head:6379"), ("local", None)]  # local unless asked for
+    assert all(not {"executor", "ray_address"} & set(values) for _, _, resolved in seen for values in resolved.values())
+    assert "TTC_EXECUTOR" not in os.environ and "RAY_ADDRESS" not in os.environ  # restored after the run
+    with pytest.raises(ValueError, match=r"--set executor=spark: run setting 'executor' = 'spark' must be one of "
+                                         r"\['local', 'ray'\]"):
+        runner.run("ci", ["00_data"], ["executor=spark"])
+    with pytest.raises(ValueError, match=r"run setting 'ray_address' = 5 must be a string"):
+        runner.run("ci", ["00_data"], ["ray_address=5"])
+    monkeypatch.setenv("TTC_EXECUTOR", "ray")
+    assert Stage.open("ci", "00_data", _defaults("00_data")).manifest["environment"]["executor"] == "ray"
 
 
 def _defaults(stage: str) -> dict:

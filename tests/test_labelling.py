@@ -183,3 +183,12 @@ def test_resume_after_interruption(tmp_path):
     third = RandomGenerator(problems)
     label_solutions(third, problems, config, tmp_path / "cut", progress=False)
     assert third.calls == 0
+
+
+def test_labels_do_not_depend_on_the_number_of_workers(tmp_path):
+    problems = make_splits(ArithmeticWorld(min_ops=2, max_ops=4), n_train=6, n_test=0, seed=3)[0]
+    config = LabelConfig(samples_per_question=6, rollouts_per_step=4)
+    one, two = (label_solutions(RandomGenerator(problems), problems, config, tmp_path / f"w{w}", progress=False,
+                                batch_prefixes=3, workers=w) for w in (1, 2))  # 2: batches in two processes
+    pd.testing.assert_frame_equal(one, two)
+    assert two.attrs["throughput"]["rollouts_generated"] == one.attrs["throughput"]["rollouts_generated"] > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zlib
 
+import pandas as pd
 import pytest
 
 from ttc_lib.analysis.strategy_policy import Choice, Policy, PolicyResult, solve, solve_many
@@ -270,3 +271,14 @@ def test_evaluate_policy_cache_is_keyed_by_the_models_identities(generator, tmp_
     verifier.identity = "retrained-verifier"
     run(generator)
     assert len(runner.calls) > calls  # so is a retrained verifier
+
+
+def test_evaluate_policy_rows_do_not_depend_on_the_number_of_workers(generator, tmp_path):
+    from ttc_lib.analysis.strategy_policy import evaluate_policy
+
+    policy = make_policy(choices={b: {4: Choice("beam", {"width": 2, "lookahead": 0})} for b in (1, 2, 3)})
+    one, two = (evaluate_policy(PROBLEMS[:4], [6], cache_path=tmp_path / f"w{w}.jsonl", chunk_size=2, progress=False,
+                                workers=w, generator=generator, verifier=HashVerifier(), policy=policy,
+                                max_new_tokens=12, seed=1) for w in (1, 2))  # 2: the two chunks in two processes
+    pd.testing.assert_frame_equal(one, two)
+    assert set(two.method) == {"beam[lookahead=0,width=2]"}

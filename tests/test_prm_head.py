@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import pickle
 import random
 
 import pytest
 import torch
 
 from ttc_lib.analysis.auroc import within_question_auroc
+from ttc_lib.models.ray_workers import rebuilt, shippable
 from ttc_lib.tasks.steps import join_steps, split_steps
 from ttc_lib.verifiers import head_prm as prm_head, head_prm_training
 from ttc_lib.verifiers.base import LabelledSolution, Verifier
@@ -125,6 +127,10 @@ def test_training_learns_marker_and_saves_loads_and_caches(tiny_checkpoint, tmp_
     assert (out / "backbone" / "model.safetensors").exists() and loaded.name == "prm"
     reloaded = loaded.score([t.question for t in test], [t.solution for t in test])
     assert [s for row in reloaded for s in row] == pytest.approx(flat, abs=1e-6)
+    sent = pickle.dumps(shippable({"verifier": loaded}))  # how a Ray worker gets it: its path, not its weights
+    twin = rebuilt(pickle.loads(sent))["verifier"]
+    assert len(sent) < 2_000 and twin is not loaded and twin.identity == loaded.identity
+    assert twin.score([Q], [SOL]) == loaded.score([Q], [SOL])
     # same inputs: returned from the folder without training
     monkeypatch.setattr(head_prm_training, "fit_head", lambda *a, **k: pytest.fail("retrained instead of using the cache"))
     again, record2 = train_head_prm(tiny_checkpoint, train, cfg, out, name="prm", progress=False)

@@ -1,4 +1,4 @@
-"""Work in single-thread worker processes (search.workers): the same pool and the same search rows
+"""Work in single-thread worker processes (models.workers): the same pool and the same search rows
 whatever the number of workers, each finished piece cached as it arrives, errors raised here."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from ttc_lib.generation.generator import Generator
+from ttc_lib.models.workers import check_workers, run_tasks
 from ttc_lib.search.grid import grid, run_jobs
 from ttc_lib.search.pool import sample_pool
-from ttc_lib.search.workers import check_workers, run_tasks
 from ttc_lib.storage import ResultCache
 from ttc_lib.verifiers.hash_verifier import HashVerifier
 
@@ -83,3 +83,14 @@ def test_revision_sweep_rows_do_not_depend_on_workers(policy, tmp_path):
     again = sweep(gen, problems, [4], seeds=[0, 1], verifiers={"h": (HashVerifier(), True)}, max_new_tokens=MAX_NEW,
                   cache_path=tmp_path / "sweep2.jsonl", chunk_size=1, progress=False, workers=2)
     pd.testing.assert_frame_equal(frames[1], again)  # read back from the cache: the same rows
+
+
+def test_greedy_answers_do_not_depend_on_workers(policy, tmp_path, monkeypatch):
+    from ttc_lib.generation import pass_at_1
+
+    gen, problems = policy
+    monkeypatch.setattr(pass_at_1, "GREEDY_CHUNK", 1)  # a chunk per question: 3 shards
+    one, two = (pass_at_1.greedy_answers(gen, problems, max_new_tokens=MAX_NEW, cache_path=tmp_path / f"g{w}.jsonl",
+                                         progress=False, workers=w) for w in (1, 2))
+    pd.testing.assert_frame_equal(one, two)
+    assert len(ResultCache(tmp_path / "g2.jsonl")) == len(problems)  # every chunk cached

@@ -159,7 +159,10 @@ class ResultCache:
     content (``tasks.problem.content_id``: text and reference answer, not only its id).
 
     Each ``put`` appends one line and flushes, so killing the process loses at most the record
-    being written; a torn last line is ignored on reload. Re-running a loop skips keys present.
+    being written; a torn last line is ignored on reload. ``put_many`` appends its records in one
+    write (a shard's rows, as they arrive from a worker) and syncs them to disk before it returns.
+    Each record stands alone, so a shard whose write was cut off keeps its complete records and a
+    rerun computes the rest. Re-running a loop skips keys present.
     """
 
     def __init__(self, path: str | Path):
@@ -194,9 +197,11 @@ class ResultCache:
             self._fh = self.path.open("a")
             if torn:  # start a fresh line after a record cut off by an interrupted write
                 self._fh.write("\n")
+        lines = []
         for key, value in items:
             self._records[key] = value
-            self._fh.write(json.dumps({"key": key, "value": value}, default=json_default) + "\n")
+            lines.append(json.dumps({"key": key, "value": value}, default=json_default) + "\n")
+        self._fh.write("".join(lines))  # a shard's records in one append: a kill tears at most the last one
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

@@ -44,6 +44,7 @@ from typing import Any, Callable, Sequence
 from ttc_lib.analysis.strategy_policy_file import FORMAT, VERSION, validate_policy_data
 from ttc_lib.models.cost import Cost
 from ttc_lib.models.identity import identity_of
+from ttc_lib.models.workers import run_tasks
 from ttc_lib.search.common import Candidate, SearchResult, config_key, split_total
 from ttc_lib.search.selection import aggregate, best_of_n, majority, weighted
 from ttc_lib.storage import atomic_write_text, key_digest
@@ -274,18 +275,18 @@ def solve_many(problems: Sequence, budget: int, *, generator, verifier: Verifier
 
 
 def evaluate_policy(problems: Sequence, budgets: Sequence[int], *, cache_path, chunk_size: int = 16,
-                    seed: int = 0, progress: bool = True, **solve_kwargs):
+                    seed: int = 0, progress: bool = True, workers: int = 1, **solve_kwargs):
     """``solve_many`` on ``problems`` at each total budget, graded against each problem's answer;
     cached (an interrupted run resumes) in a storage.ResultCache at ``cache_path`` per budget, seed,
     question content (text, reference answer), fitted policy, settings and the ``identity`` of
     every model (generator, verifier, ``strategy_models``): retrained models solve again. One row
     per (budget, question): answer, correct, bin, method, difficulty score, strategy budget and
-    the full cost (probes included)."""
+    the full cost (probes included). ``workers`` > 1 (or ``executor: ray``) solves the (budget, chunk)
+    pieces side by side (``models.workers``: the same pieces, each cached as it arrives)."""
     import pandas as pd
     from tqdm.auto import tqdm
 
     from ttc_lib.storage import ResultCache
-    from ttc_lib.tasks.grading import grade_answer
 
     cache = ResultCache(cache_path)
     fitted = {k: v for k, v in solve_kwargs["policy"].to_dict().items() if k != "meta"}
@@ -299,14 +300,27 @@ def evaluate_policy(problems: Sequence, budgets: Sequence[int], *, cache_path, c
     key = lambda budget, p: f"{budget}|{seed}|{p.id}|{content_id(p)}|{digest}"  # noqa: E731 (a refitted policy: re-run)
     jobs = [(b, [p for p in problems[i:i + chunk_size] if key(b, p) not in cache])
             for b in budgets for i in range(0, len(problems), chunk_size)]
-    for budget, chunk in tqdm([j for j in jobs if j[1]], desc="solve (budget, chunk)", disable=not progress):
-        out = solve_many(chunk, budget, seed=seed, **solve_kwargs)
-        cache.put_many((key(budget, p), {
-            "question_id": p.id, "budget": budget, "answer": r.answer,
-            "correct": bool(r.answer is not None and grade_answer(r.answer, p.answer)), "bin": r.bin,
-            "difficulty_score": r.difficulty_score, "method": r.method, "strategy_budget": r.strategy_budget,
-            "probe_generations": r.probe_cost.generations, "probe_flops": r.probe_cost.total_flops,
-            **r.cost.to_row()}) for p, r in zip(chunk, out))
+    jobs = [j for j in jobs if j[1]]
+    held = {k: v for k, v in solve_kwargs.items() if k in ("generator", "verifier", "strategy_models")}
+    options = {k: v for k, v in solve_kwargs.items() if k not in held}
+    tasks = [{"problems": chunk, "budget": budget, "seed": seed, "options": options} for budget, chunk in jobs]
+    for i, rows in tqdm(run_tasks(_solve_chunk, tasks, held, workers), total=len(tasks),
+                        desc="solve (budget, chunk)", disable=not progress):
+        cache.put_many((key(jobs[i][0], p), row) for p, row in zip(jobs[i][1], rows))
     rows = [cache.get(key(b, p)) for b in budgets for p in problems]
     cache.close()
     return pd.DataFrame(rows)
+
+
+def _solve_chunk(generator, verifier: Verifier, problems: Sequence, budget: int, seed: int, options: dict,
+                 strategy_models: dict | None = None) -> list[dict]:
+    """One (budget, chunk) of ``evaluate_policy`` (a task of ``models.workers.run_tasks``): its rows."""
+    from ttc_lib.tasks.grading import grade_answer
+
+    out = solve_many(problems, budget, seed=seed, generator=generator, verifier=verifier,
+                     strategy_models=strategy_models, **options)
+    return [{"question_id": p.id, "budget": budget, "answer": r.answer,
+             "correct": bool(r.answer is not None and grade_answer(r.answer, p.answer)), "bin": r.bin,
+             "difficulty_score": r.difficulty_score, "method": r.method, "strategy_budget": r.strategy_budget,
+             "probe_generations": r.probe_cost.generations, "probe_flops": r.probe_cost.total_flops,
+             **r.cost.to_row()} for p, r in zip(problems, out)]

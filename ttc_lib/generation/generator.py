@@ -57,6 +57,7 @@ from ttc_lib.generation.prefix_reuse import PrefixStore
 from ttc_lib.generation.sampling import GOLDEN, mix32, prompt_key, row_key
 from ttc_lib.generation.teacher_forcing import teacher_forced_logprobs
 from ttc_lib.models.identity import weights_identity
+from ttc_lib.models.ray_workers import reloadable
 from ttc_lib.tasks.prompts import PROMPT_STYLES, check_prompt_style, model_prompt
 from ttc_lib.tasks.steps import StepContract, identity_suffix, step_contract
 
@@ -181,7 +182,8 @@ class Generator:
             raise ValueError(f"no prompt style for generator {path_or_hub_id}: it has no ttc_config.json "
                              f"with 'prompt_style'; pass prompt_style= (one of {sorted(PROMPT_STYLES)})")
         kwargs.setdefault("identity", model_identity(path_or_hub_id))
-        return cls(model, tokenizer, prompt_style=style, device=dev, **kwargs)
+        return reloadable(cls(model, tokenizer, prompt_style=style, device=dev, **kwargs),  # models.ray_workers
+                          cls.from_pretrained, str(path_or_hub_id), device, dtype, style, trust_remote_code, **kwargs)
 
     @cached_property
     def max_prompt_chars(self) -> int | None:

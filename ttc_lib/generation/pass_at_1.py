@@ -11,12 +11,16 @@ from __future__ import annotations
 from typing import Sequence
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from ttc_lib.generation.generator import Sample
 from ttc_lib.models.identity import identity_of
+from ttc_lib.models.workers import run_tasks
 from ttc_lib.storage import ResultCache, key_digest
 from ttc_lib.tasks.grading import extract_answer, grade_answer
 from ttc_lib.tasks.problem import Problem, content_id
+
+GREEDY_CHUNK = 64  # questions per greedy decoding call: one cache write and one shard each
 
 
 def grade_samples(problems: Sequence[Problem], samples: Sequence[Sequence]) -> pd.DataFrame:
@@ -36,23 +40,37 @@ def grade_samples(problems: Sequence[Problem], samples: Sequence[Sequence]) -> p
 
 
 def greedy_answers(generator, problems: Sequence[Problem], *, max_new_tokens: int, cache_path=None,
-                   progress: bool = True) -> pd.DataFrame:
+                   progress: bool = True, workers: int = 1) -> pd.DataFrame:
     """``grade_samples`` of one greedy (temperature 0) answer per problem. With ``cache_path``, each
     answer is kept in a storage.ResultCache under the generator's ``identity`` (a model retrained
     in place decodes again), the question's content and ``max_new_tokens``; the grade is computed
-    on reading, so it always follows the reference answer."""
+    on reading, so it always follows the reference answer. The questions not cached are decoded in
+    chunks of ``GREEDY_CHUNK``, each cached as it is done; ``workers`` > 1 (or ``executor: ray``) decodes
+    the chunks side by side (``models.workers``: the same chunks whatever the number of workers)."""
     cache = ResultCache(cache_path) if cache_path else None
     model = identity_of(generator) if cache is not None else None
     keys = {p.id: f"greedy|{p.id}|{key_digest(model, content_id(p), max_new_tokens)}" for p in problems}
     todo = [p for p in problems if cache is None or keys[p.id] not in cache]
-    fresh = generator.sample([p.question for p in todo], 1, temperature=0.0, max_new_tokens=max_new_tokens,
-                             progress=progress) if todo else []
-    done = {keys[p.id]: [s.text, s.num_tokens, s.finish_reason] for p, (s,) in zip(todo, fresh)}
+    chunks = [todo[i:i + GREEDY_CHUNK] for i in range(0, len(todo), GREEDY_CHUNK)]
+    tasks = [{"questions": [p.question for p in chunk], "max_new_tokens": max_new_tokens} for chunk in chunks]
+    done = {}
+    for i, answers in tqdm(run_tasks(_greedy_chunk, tasks, {"generator": generator}, workers), total=len(tasks),
+                           desc="greedy (chunk)", disable=not progress):
+        found = {keys[p.id]: answer for p, answer in zip(chunks[i], answers)}
+        if cache is not None:
+            cache.put_many(found.items())
+        done.update(found)
     if cache is not None:
-        cache.put_many(done.items())
         done.update((keys[p.id], cache.get(keys[p.id])) for p in problems if keys[p.id] not in done)
         cache.close()
     return grade_samples(problems, [[Sample(*done[keys[p.id]])] for p in problems])
+
+
+def _greedy_chunk(generator, questions: list[str], max_new_tokens: int) -> list[list]:
+    """One chunk of ``greedy_answers`` (a task of ``models.workers.run_tasks``): [text, tokens, finish reason]
+    of each question's greedy answer."""
+    out = generator.sample(questions, 1, temperature=0.0, max_new_tokens=max_new_tokens, progress=False)
+    return [[s.text, s.num_tokens, s.finish_reason] for (s,) in out]
 
 
 def pass_at_1_by_level(generator, problems: Sequence[Problem], *, n: int, temperature: float,

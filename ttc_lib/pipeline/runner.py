@@ -24,10 +24,11 @@ A tag holds no ``=`` (papermill's own parameter parser gives up on a line with t
 without a tag is checked for its type only. ``parameter_ranges`` parses the tags and holds the few
 rules that tie parameters of one notebook together (e.g. 00's arithmetic world needs ``n_test`` >= 1).
 Reserved: ``profile`` names the run folder and comes from ``--profile`` only, never from a profile
-section or ``--set``. Run settings (``environment.RUN_SETTINGS``: ``requires_gpu``, ``allow_cpu``) sit in
-a profile's ``common`` section or come from ``--set``; they are about the run, no notebook sees them: a
-profile that ``requires_gpu`` (gpu, math500) stops before any kernel starts when notebook 01's
-``device`` resolves to CPU, unless ``allow_cpu=true``. Profile files and ``--set`` values are read as YAML with one change: ``1e-3``,
+section or ``--set``. Run settings (``environment.RUN_SETTINGS``: ``requires_gpu``, ``allow_cpu``,
+``executor``, ``ray_address``) sit in a profile's ``common`` section or come from ``--set``; they are
+about the run, no notebook sees them as a parameter: a profile that ``requires_gpu`` (gpu, math500) stops before any
+kernel starts when notebook 01's ``device`` resolves to CPU, unless ``allow_cpu=true``; ``executor``
+(``local`` | ``ray``) and ``ray_address`` reach the kernels as environment variables (``environment.exported``). Profile files and ``--set`` values are read as YAML with one change: ``1e-3``,
 ``2E-4`` and ``5e+2`` are floats (YAML 1.1, PyYAML's dialect, reads them as strings).
 """
 
@@ -44,7 +45,7 @@ from typing import Any
 import yaml
 
 from ttc_lib.pipeline.compare_runs import compare_summaries
-from ttc_lib.pipeline.environment import RUN_SETTINGS, gpu_problem, take_settings
+from ttc_lib.pipeline.environment import RUN_SETTINGS, exported, gpu_problem, take_settings
 from ttc_lib.pipeline.parameter_ranges import Range, combination_problem, notebook_ranges
 from ttc_lib.pipeline.publish import main_text, publish, results_folder
 from ttc_lib.pipeline.run_lock import RunLocked, run_lock
@@ -106,7 +107,7 @@ def load_profile(profile: str) -> dict[str, dict[str, Any]]:
     return resolved
 
 
-def run_settings(profile: str, overrides: list[str]) -> tuple[dict[str, bool], list[str]]:
+def run_settings(profile: str, overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
     """The run settings (module docstring) of ``params/<profile>.yaml``, ``--set`` ones applied, and
     the overrides that are notebook parameters."""
     path = project_root() / "params" / f"{profile}.yaml"
@@ -205,7 +206,7 @@ def run(profile: str, stages: list[str] | None = None, overrides: list[str] = ()
     for stage in chosen:
         if stage not in resolved:
             raise ValueError(f"unknown stage {stage!r}; known: {list(resolved)}")
-    with run_lock(runs_root() / profile / ".lock"):
+    with run_lock(runs_root() / profile / ".lock"), exported(settings):  # the executor, to every kernel
         return _run_stages(profile, chosen, resolved)
 
 

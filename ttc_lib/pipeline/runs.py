@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ttc_lib import __version__
+from ttc_lib.models.ray_workers import stop_ray
 from ttc_lib.pipeline.artifacts import (
     artifact_hashes,
     check_upstream,
@@ -183,7 +184,8 @@ class Stage:
 
     def write_summary(self, summary: dict) -> None:
         """Finish the stage: paths inside the runs folder made relative to it, the manifest completed
-        with the hash of every artifact and the stage's digest, then ``summary.json`` written last."""
+        with the hash of every artifact and the stage's digest, then ``summary.json`` written last;
+        a Ray session the stage started (``executor: ray``) is stopped."""
         text = json_text(paths_in_runs_folder(summary, runs_root()))
         manifest_file = self.path("manifest.json")
         manifest = read_json(manifest_file) if manifest_file.exists() else {"stage": self.name, "profile": self.profile}
@@ -194,6 +196,7 @@ class Stage:
                         digest=stage_digest(artifacts, summary_hash, manifest.get("inputs") or {}))
         write_json(manifest_file, manifest)
         atomic_write_text(self.path("summary.json"), text)
+        stop_ray()  # executor: ray: the stage stops the Ray it started (models.ray_workers)
 
     def save(self, obj: Any, name: str, **kwargs: Any) -> None:
         """Write an artifact through a temporary file and a rename (a kill never leaves it torn): a

@@ -9,7 +9,7 @@ max_context, verifier_context) — run it with the revision model as the generat
 
 Owns: common (the shared expand-and-score step, ``SearchResult``), one file per strategy
 (best_of_n, beam, dvts, revision_chains), selection (answer selection), pool (the sample pool),
-grid (the job grid), workers (independent pieces of work in single-thread processes). May import: ``storage``, ``tasks``, ``models``, ``generation``,
+grid (the job grid); its long loops run through ``models.workers`` (local processes or Ray). May import: ``storage``, ``tasks``, ``models``, ``generation``,
 ``verifiers``, ``revisions``.
 """
 

@@ -29,10 +29,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ttc_lib.models.identity import identity_of
+from ttc_lib.models.workers import forget_history, run_tasks
 from ttc_lib.search import run_strategy
 from ttc_lib.search.best_of_n import from_pool
 from ttc_lib.search.common import RESULT_COLUMNS, config_key, results_table
-from ttc_lib.search.workers import forget_history, run_tasks
 from ttc_lib.storage import ResultCache, key_digest
 from ttc_lib.tasks.problem import Problem, content_id
 from ttc_lib.verifiers.base import Verifier
@@ -95,7 +95,7 @@ def run_jobs(jobs: Sequence[Job], generator, verifier: Verifier | None, problems
     """RESULT_COLUMNS rows of every job (module rules); ``aggregate``: how every strategy turns step
     scores into a score (search.common). ``df.attrs["seconds"]``: {method, budget, seed, seconds}
     per job, method = "strategy[config]". ``workers`` > 1 runs the uncached jobs in that many
-    single-thread processes (``search.workers``; each job is seeded by its own seed, so the rows are
+    single-thread processes (``models.workers``; each job is seeded by its own seed, so the rows are
     the same), caching each job as it finishes."""
     problems = list(problems)
     keys = [job_key(job, generator, verifier, problems, max_new_tokens=max_new_tokens, temperature=temperature,
@@ -122,7 +122,7 @@ def run_jobs(jobs: Sequence[Job], generator, verifier: Verifier | None, problems
 
 def _run_job(generator, verifier: Verifier | None, job: Job, problems: list[Problem], max_new_tokens: int,
              temperature: float, aggregate: str) -> dict:
-    """One job (a task of ``search.workers.run_tasks``): its result rows and seconds. It starts from the
+    """One job (a task of ``models.workers.run_tasks``): its result rows and seconds. It starts from the
     generator's fresh state (``Generator.forget``), so its rows do not depend on the jobs that ran before
     it in its process, nor on the number of workers."""
     forget_history(generator)

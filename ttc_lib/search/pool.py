@@ -39,9 +39,9 @@ from tqdm.auto import tqdm
 
 from ttc_lib.models.cost import Cost
 from ttc_lib.models.identity import identity_of
+from ttc_lib.models.workers import forget_history, run_tasks
 from ttc_lib.search.common import split_total
 from ttc_lib.search.selection import aggregate
-from ttc_lib.search.workers import forget_history, run_tasks
 from ttc_lib.storage import ResultCache, key_digest
 from ttc_lib.tasks.grading import extract_answer, grade_answer
 from ttc_lib.tasks.problem import Problem, content_id
@@ -73,7 +73,7 @@ def sample_pool(generator, verifier: Verifier, problems: Sequence[Problem], n_sa
     and scoring done in this call (cached questions excluded). ``cache`` holds the samples and
     their scores under separate keys (``pool_keys``: the models' identities, never their paths):
     a retrained policy samples again, a changed verifier only scores the cached samples again.
-    ``workers`` > 1 draws chunks in that many single-thread processes (``search.workers``): the
+    ``workers`` > 1 draws chunks in that many single-thread processes (``models.workers``): the
     same pool, sooner; each finished chunk is cached as it arrives. Timing sums the workers'
     busy seconds (so samples per second is per worker)."""
     if n_samples < 1:
@@ -140,7 +140,7 @@ def _store(cache: ResultCache | None, memory: dict, items: list[tuple[str, dict]
 
 def _pool_chunk(generator, verifier: Verifier, chunk: Sequence[Problem], have: dict[str, dict], n_samples: int,
                 temperature: float, max_new_tokens: int, seed: int, aggregate_how: str) -> tuple[dict, dict, dict]:
-    """One chunk of the pool (a task of ``search.workers.run_tasks``): samples for the questions not in
+    """One chunk of the pool (a task of ``models.workers.run_tasks``): samples for the questions not in
     ``have`` (id -> cached graded samples), then scores for every question of the chunk. Returns
     (id -> graded samples drawn here, id -> scores, timing). Starts from the generator's fresh state, as a
     search job does (``Generator.forget``)."""

@@ -33,10 +33,10 @@ from tqdm.auto import tqdm
 
 from ttc_lib.models.cost import Cost
 from ttc_lib.models.identity import identity_of
+from ttc_lib.models.workers import forget_history, run_tasks
 from ttc_lib.revisions.data import MAX_CONTEXT
 from ttc_lib.search.common import Candidate, SearchResult
 from ttc_lib.search.selection import aggregate, group_answers, majority, weighted
-from ttc_lib.search.workers import forget_history, run_tasks
 from ttc_lib.storage import key_digest
 from ttc_lib.tasks.grading import extract_answer, grade_answer
 from ttc_lib.tasks.problem import content_id
@@ -258,7 +258,7 @@ def sweep(generator, problems, budgets: Sequence[int], *, seeds: Sequence[int], 
     resumes. A question's key holds the seed, its content (text, reference answer), these settings
     and the ``identity`` of the generator and of each verifier: a model retrained at the same path
     runs again. ``workers`` > 1 runs the (seed, chunk) pieces in that many single-thread processes
-    (``search.workers``): the same rows, sooner; each piece is cached as it arrives."""
+    (``models.workers``): the same rows, sooner; each piece is cached as it arrives."""
     from ttc_lib.storage import ResultCache
 
     lengths = list(lengths) if lengths else staircase([cfg for n in budgets for cfg in ratio_grid(n)])
@@ -291,7 +291,7 @@ def sweep(generator, problems, budgets: Sequence[int], *, seeds: Sequence[int], 
 
 def _sweep_piece(generator, verifiers: dict, problems, seed: int, lengths: list[int], temperature: float,
                  max_new_tokens: int, max_context: int, rules: dict) -> pd.DataFrame:
-    # one (seed, chunk) of a sweep: a task of search.workers.run_tasks, from the generator's fresh state
+    # one (seed, chunk) of a sweep: a task of models.workers.run_tasks, from the generator's fresh state
     forget_history(generator)
     attempts = run_chains(generator, problems, lengths, seed=seed, temperature=temperature,
                           max_new_tokens=max_new_tokens, max_context=max_context, progress=False)

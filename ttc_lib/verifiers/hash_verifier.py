@@ -4,7 +4,7 @@ Rules
 -----
 * Step i of a solution scores ``crc32(salt + question + "|" + the solution's steps 0..i) % 1000 /
   1000``: the same text always gets the same scores, whatever else is in the batch and in whatever
-  process (``search.workers``); another ``salt`` is another verifier.
+  process (``models.workers``); another ``salt`` is another verifier.
 * ``tokens_scored`` counts characters (question + solution) as tokens; ``calls`` counts ``score``
   calls (a test can tell a cached score from a fresh one).
 * ``identity`` is what result caches key on (``models.identity``); ``num_params`` feeds the FLOPs

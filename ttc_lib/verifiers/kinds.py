@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from ttc_lib.models.ray_workers import reloadable
 from ttc_lib.verifiers.base import VERIFIER_CONFIG, Verifier, read_verifier_config
 from ttc_lib.verifiers.external_prm import EXTERNAL_KIND, load_external_verifier
 from ttc_lib.verifiers.head_prm import KIND as HEAD_KIND, load_head_prm
@@ -23,9 +24,10 @@ KINDS: dict[str, Callable[[Path, str], Verifier]] = {  # kind -> loader(path, de
 
 
 def load_verifier(path: str | Path, device: str = "cpu") -> Verifier:
-    """Reload a saved verifier of any kind in ``KINDS`` from its folder."""
+    """Reload a saved verifier of any kind in ``KINDS`` from its folder; its ``reload_call`` loads it
+    again (e.g. in a Ray worker, models.ray_workers)."""
     config = read_verifier_config(path)
     kind = config.get("kind")
     if kind not in KINDS:
         raise ValueError(f"{Path(path) / VERIFIER_CONFIG}: unknown verifier kind {kind!r}; known: {sorted(KINDS)}")
-    return KINDS[kind](Path(path), device)
+    return reloadable(KINDS[kind](Path(path), device), load_verifier, str(path), device)

@@ -31,8 +31,11 @@ Rules
   question id + a hash of (the generator's ``identity``, question, prefix, every config field
   that changes results): a policy retrained in place samples and rolls out again. Grades are
   computed on reading, so an edited reference answer is graded afresh. Each generator batch is
-  flushed as soon as it is done, so a killed run loses at most the batch in flight and a rerun
+  flushed as soon as it is done, so a killed run loses at most the batches in flight and a rerun
   skips every cached key.
+* Workers: the batches are tasks of ``models.workers.run_tasks`` (``workers`` > 1 or ``executor: ray``:
+  side by side, each from the Generator's fresh state; the batches, hence the samples, do not depend
+  on the number of workers).
 * ``frame.attrs["throughput"]`` reports work done by THIS call (cached work is not counted).
 """
 
@@ -51,6 +54,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ttc_lib.models.identity import identity_of
+from ttc_lib.models.workers import run_tasks
 from ttc_lib.storage import ResultCache
 from ttc_lib.tasks import Problem, step_labels
 from ttc_lib.tasks.grading import extract_answer, grade_answer
@@ -119,14 +123,16 @@ def _oracle(problem: Problem, solution: str, n_steps: int, steps: StepContract) 
 
 def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelConfig, cache_dir: str | Path,
                     progress: bool = True, on_batch: Callable[[dict], None] | None = None,
-                    batch_prefixes: int = ROLLOUT_BATCH_PREFIXES) -> pd.DataFrame:
+                    batch_prefixes: int = ROLLOUT_BATCH_PREFIXES, workers: int = 1) -> pd.DataFrame:
     """Sample K solutions per problem and label every step by rollouts (see the module rules).
 
     ``generator`` needs only ``.sample(questions, n, temperature=, top_p=, max_new_tokens=,
     seed=, progress=, prefixes=)`` and ``.identity`` (generation.Generator). ``on_batch(info)`` is called after
-    every flushed batch (stage, batch, batches, rows); raising from it interrupts the run, which
-    a later call resumes. Returns one row per (question, sample, step) with COLUMNS; attrs:
-    ``dropped`` ({"length", "no_answer", "kept"} sample counts), ``throughput``, ``config``.
+    every flushed batch (stage, batch = batches done, batches, rows); raising from it interrupts the run,
+    which a later call resumes. ``workers`` > 1 (or ``executor: ray``) runs the sampling and rollout batches
+    side by side (``models.workers``: the same batches, each cached as it arrives). Returns one row per
+    (question, sample, step) with COLUMNS; attrs: ``dropped`` ({"length", "no_answer", "kept"} sample
+    counts), ``throughput`` (seconds: wall time), ``config``.
     """
     if not isinstance(config, LabelConfig):
         raise ValueError(f"config must be a LabelConfig, got {type(config).__name__}")
@@ -148,10 +154,12 @@ def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelCo
         todo = [p for p in problems if skey[p.id] not in sample_cache]
         batches = [todo[s:s + SAMPLE_BATCH_QUESTIONS] for s in range(0, len(todo), SAMPLE_BATCH_QUESTIONS)]
         t0, made = time.perf_counter(), 0
-        for b, batch in enumerate(tqdm(batches, desc="label: samples", **bar)):
-            out = generator.sample([p.question for p in batch], c.samples_per_question, seed=c.seed, **gen_kw)
-            sample_cache.put_many((skey[p.id], [[s.text, s.num_tokens, s.finish_reason] for s in samples])
-                                  for p, samples in zip(batch, out))
+        tasks = [{"questions": [p.question for p in batch], "n": c.samples_per_question, "seed": c.seed,
+                  "options": gen_kw} for batch in batches]
+        done = run_tasks(_sample_batch, tasks, {"generator": generator}, workers)
+        for b, (i, out) in enumerate(tqdm(done, total=len(batches), desc="label: samples", **bar)):
+            batch = batches[i]
+            sample_cache.put_many((skey[p.id], [list(s) for s in samples]) for p, samples in zip(batch, out))
             made += sum(len(s) for s in out)
             if on_batch:
                 on_batch({"stage": "samples", "batch": b + 1, "batches": len(batches), "rows": len(batch)})
@@ -183,16 +191,18 @@ def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelCo
         todo_r = [(k, p, pre) for k, (p, pre) in need.items() if k not in rollout_cache]
         batches_r = [todo_r[s:s + batch_prefixes] for s in range(0, len(todo_r), batch_prefixes)]
         t0, rolled, rtokens = time.perf_counter(), 0, 0
-        for b, batch in enumerate(tqdm(batches_r, desc="label: rollouts", **bar)):
-            out = generator.sample([p.question for _, p, _ in batch], c.rollouts_per_step,
-                                   prefixes=[pre for _, _, pre in batch], seed=c.rollout_seed, **gen_kw)
+        tasks = [{"questions": [p.question for _, p, _ in batch], "n": c.rollouts_per_step, "seed": c.rollout_seed,
+                  "options": {**gen_kw, "prefixes": [pre for _, _, pre in batch]}} for batch in batches_r]
+        done = run_tasks(_sample_batch, tasks, {"generator": generator}, workers)
+        for b, (i, out) in enumerate(tqdm(done, total=len(batches_r), desc="label: rollouts", **bar)):
+            batch = batches_r[i]
             rollout_cache.put_many(
-                (k, {"answers": [extract_answer(s.text) if s.finish_reason in ("end", "stop") else None
-                                 for s in rolls],
-                     "tokens": sum(s.num_tokens for s in rolls)})
+                (k, {"answers": [extract_answer(text) if reason in ("end", "stop") else None
+                                 for text, _, reason in rolls],
+                     "tokens": sum(tokens for _, tokens, _ in rolls)})
                 for (k, _, _), rolls in zip(batch, out))
             rolled += sum(len(r) for r in out)
-            rtokens += sum(s.num_tokens for r in out for s in r)
+            rtokens += sum(tokens for r in out for _, tokens, _ in r)
             if on_batch:
                 on_batch({"stage": "rollouts", "batch": b + 1, "batches": len(batches_r), "rows": len(batch)})
         rollout_seconds = time.perf_counter() - t0
@@ -226,6 +236,13 @@ def label_solutions(generator: Any, problems: Sequence[Problem], config: LabelCo
         "rollouts_per_second": rolled / rollout_seconds if rolled else math.nan,
     }
     return frame
+
+
+def _sample_batch(generator: Any, questions: list[str], n: int, seed: int, options: dict) -> list[list[tuple]]:
+    """One sampling or rollout batch (a task of ``models.workers.run_tasks``): per question, its n samples
+    as (text, tokens, finish reason)."""
+    out = generator.sample(questions, n, seed=seed, **options)
+    return [[(s.text, s.num_tokens, s.finish_reason) for s in samples] for samples in out]
 
 
 def _rollout_key(model: str | None, problem: Problem, prefix: str, c: LabelConfig) -> str:
