@@ -1,0 +1,164 @@
+"""Does a second correct derivation make a policy read its attempts? Operand order as free notation.
+
+    TTC_RUNS_DIR=RUNS .venv/bin/python experiments/commuted_context_rows.py --profile cpu --steps 2000
+
+Why: every correct derivation of a world problem is one string, so a target written from the
+reference carries no information about the attempts before it: the policy can compute every token
+from the question, and reading an attempt never lowers the loss by more than computing does (the
+measurements in ``experiments/hard_context_rows.py``). Here the world gets a second correct
+derivation of each step: "a+b=c" may be written "b+a=c" (likewise "*"; "-" stays). Every training
+solution draws its order per step (a coin each). In a context row (``--share`` of the rows, 1-4
+attempts as ``models.context_rows`` makes them) the target keeps the orders of the row's LAST
+attempt, step by step, and the other attempts draw their own: so without reading, each "+"/"*" step
+costs a coin flip (ln 2 nats on its first operand); reading the last attempt's step costs nothing.
+That is the copying the reviser must do to keep a correct attempt and to reuse the correct part of
+a wrong one. The fine-tuning data (notebook 05's recipe, ``REVISION`` of hard_context_rows) get the
+same rule: each target is rewritten in its last attempt's orders.
+
+Prints, as hard_context_rows does: the teacher-forced loss per target token of the (canonical-order)
+reference after the bare question, one correct attempt, one slip; the context probe of the policy and
+of its reviser (own - none, 95% bootstrap intervals over questions). Compare with hard_context_rows'
+``uniform`` numbers (same data, seed, steps, probe questions). Writes only under ``--work``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
+
+from hard_context_rows import REVISION, probe, teacher_forced  # noqa: E402
+
+from ttc_lib.generation.pass_at_1 import max_new_tokens_for  # noqa: E402
+from ttc_lib.models.parallel_training import train_many  # noqa: E402
+from ttc_lib.models.train_config import TrainConfig  # noqa: E402
+from ttc_lib.revisions import data as rd  # noqa: E402
+from ttc_lib.revisions.training import train_revision_model  # noqa: E402
+from ttc_lib.tasks.arithmetic import reference_steps  # noqa: E402
+from ttc_lib.tasks.math_dataset import load_jsonl  # noqa: E402
+from ttc_lib.tasks.prompts import MAX_ATTEMPTS, revision_question, training_text  # noqa: E402
+from ttc_lib.tasks.slips import attempts_for  # noqa: E402
+from ttc_lib.tasks.steps import join_steps, split_steps  # noqa: E402
+
+STEP = re.compile(r"(\d+)([+*])(\d+)=(\d+)")
+
+
+def with_orders(solution: str, flips: list[bool]) -> str:
+    """``solution`` with step i's two operands swapped where flips[i] (only "+"/"*" steps)."""
+    steps = split_steps(solution)
+    out = []
+    for i, step in enumerate(steps):
+        m = STEP.fullmatch(step)
+        out.append(f"{m[3]}{m[2]}{m[1]}={m[4]}" if m and i < len(flips) and flips[i] else step)
+    return join_steps(out)
+
+
+def orders_of(question: str, solution: str) -> list[bool]:
+    """Which steps of ``solution`` write the question's operand first (by the reference's operands)."""
+    ref = reference_steps(question)
+    flips = []
+    for i, step in enumerate(split_steps(solution)):
+        m = STEP.fullmatch(step)
+        flips.append(bool(m and i < len(ref) and int(m[1]) == ref[i][2] and int(m[3]) == ref[i][0]
+                          and ref[i][0] != ref[i][2]))
+    return flips
+
+
+def commuted_rows(train: list, share: float, seed: int, tokenizer, max_tokens: int) -> list:
+    rng, rows = random.Random(seed), []
+    for p in train:
+        coin = lambda: [rng.random() < 0.5 for _ in range(p.level + 1)]  # noqa: E731
+        flips = coin()
+        if rng.random() >= share:
+            rows.append(replace(p, solution=with_orders(p.solution, flips)))
+            continue
+        attempts = attempts_for(p, rng.randint(1, MAX_ATTEMPTS), rng)
+        attempts = [with_orders(a, coin()) for a in attempts[:-1]] + [with_orders(attempts[-1], flips)]
+        target = with_orders(p.solution, flips)
+        while attempts and _length(tokenizer, p.question, attempts, target) > max_tokens:
+            attempts = attempts[1:]
+        rows.append(replace(p, question=revision_question(p.question, attempts), solution=target))
+    return rows
+
+
+def _length(tokenizer, question: str, attempts: list[str], target: str) -> int:
+    prompt, text = training_text(revision_question(question, attempts), target)
+    return len(tokenizer(prompt).input_ids) + len(tokenizer(text, add_special_tokens=False).input_ids) + 1
+
+
+def reviser(policy, policy_path: Path, questions: list, out: Path, max_new_tokens: int):
+    """hard_context_rows.reviser, with each target rewritten in its last attempt's operand orders."""
+    from ttc_lib.generation.generator import Generator
+
+    r = REVISION
+    answers = rd.sample_answers(policy, questions, r["revision_samples"], temperature=r["revision_temperature"],
+                                max_new_tokens=max_new_tokens, seed=0, progress=False)
+    examples = rd.build_revision_data(questions, answers, max_context=r["max_context"], seed=0,
+                                      keep_share=r["keep_share"])
+    examples = [replace(e, target=with_orders(e.target, orders_of(e.question, e.context[-1])))
+                if e.context else e for e in examples]
+    fit, val = rd.split_examples(examples, r["val_fraction"], 0)
+    config = TrainConfig(steps=r["revision_steps"], batch_size=r["revision_batch_size"], lr=r["revision_lr"],
+                         warmup_steps=max(1, r["revision_steps"] // 10), seed=0)
+    record = train_revision_model(policy_path, fit, val, config, out, eval_every=r["eval_every"],
+                                  patience=r["patience"], max_positions=max(1024, 5 * max_new_tokens + 256))
+    print(f"  {out.name}: answers correct {answers.correct.mean():.2f}, {len(examples)} trajectories, "
+          f"kept step {record['chosen_step']}", flush=True)
+    return Generator.from_pretrained(out, device="cpu")
+
+
+def main() -> None:
+    from transformers import AutoTokenizer
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--share", type=float, default=0.25)
+    parser.add_argument("--probe-from", type=int, default=4)
+    parser.add_argument("--per-level", type=int, default=20)
+    parser.add_argument("--attempts", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--reuse", action="store_true", help="probe the policy already under --work")
+    parser.add_argument("--work", default=str(ROOT / "build" / "experiments" / "commuted_context_rows"))
+    args = parser.parse_args()
+    runs = Path(os.environ.get("TTC_RUNS_DIR", ROOT / "data" / "runs")) / args.profile
+    tokenizer = AutoTokenizer.from_pretrained(runs / "01_train_generator" / "tokenizer")
+    train = load_jsonl(runs / "00_data" / "train.jsonl")
+    max_new_tokens = max_new_tokens_for(train, tokenizer)
+    test_all = load_jsonl(runs / "00_data" / "test.jsonl")
+    test = [p for level in sorted({p.level for p in test_all}) if level >= args.probe_from
+            for p in [q for q in test_all if q.level == level][:args.per_level]]
+    rows = commuted_rows(train, args.share, 0, tokenizer, 512)
+    print(f"{sum(r.question != p.question for r, p in zip(rows, train)) / len(train):.3f} of rows read attempts; "
+          f"sample row:\n{training_text(*[x for r in rows if 'Attempt' in r.question for x in (r.question, r.solution)][:2])}",
+          flush=True)
+    work = Path(args.work)
+    config = TrainConfig(steps=args.steps, batch_size=32, lr=2e-3, seed=0)
+    if not args.reuse:
+        record = train_many([[dict(problems=rows, tokenizer=tokenizer, spec_or_model="small", config=config,
+                                   out_dir=work / "policy")]])[0]
+        print(f"policy: {args.steps} steps, {record['wall_seconds']:.0f} s, final loss {record['final_loss']:.4f}",
+              flush=True)
+    print("teacher-forced:", json.dumps(teacher_forced(work / "policy", test_all, tokenizer)), flush=True)
+    from ttc_lib.generation.generator import Generator
+
+    policy = Generator.from_pretrained(work / "policy", device="cpu")
+    attempts = rd.sample_answers(policy, test, args.attempts, temperature=1.0, max_new_tokens=max_new_tokens,
+                                 seed=1, progress=False)
+    print(f"policy: bare pass@1 {attempts.correct.mean():.3f}",
+          json.dumps(probe(policy, test, attempts, args, max_new_tokens), indent=1), flush=True)
+    model = reviser(policy, work / "policy", train[-REVISION["revision_questions"]:], work / "reviser", max_new_tokens)
+    print("reviser:", json.dumps(probe(model, test, attempts, args, max_new_tokens), indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()
