@@ -166,6 +166,24 @@ def test_a_ray_that_cannot_start_says_so_and_names_executor_local(monkeypatch):
         ray_workers.start_ray()
 
 
+def test_a_cluster_refusing_a_missing_token_is_named_with_ray_auth_mode(monkeypatch):
+    monkeypatch.setenv(EXECUTOR_ENV, "ray")
+    monkeypatch.setenv("RAY_ADDRESS", "10.255.255.1:6379")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+
+    def refuse(*args, **kwargs):  # what ray.init raises when the cluster wants a token it was not sent
+        try:
+            raise ray.exceptions.AuthenticationError("RPC error: InvalidAuthToken: token is missing")
+        except ray.exceptions.AuthenticationError as err:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.255.255.1:6379") from err
+
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(RuntimeError, match=r"RAY_ADDRESS=10.255.255.1:6379: ConnectionError: .*token authentication"
+                                           r".*RAY_AUTH_MODE=token.*RAY_AUTH_TOKEN.*executor: local"):
+        list(run_tasks(square, [{"x": 1}, {"x": 2}], {}, workers=2))
+    assert not ray_workers.token_refused(ConnectionError("could not reach the GCS"))
+
+
 @pytest.mark.parametrize("bad", ["spark", "Ray"])
 def test_an_unknown_executor_is_refused_naming_the_variable(monkeypatch, bad):
     monkeypatch.setenv(EXECUTOR_ENV, bad)

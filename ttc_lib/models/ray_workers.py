@@ -6,7 +6,9 @@ Rules
 * Start: a Ray session already started in this process is used as it is (a test's, a user's own
   ``ray.init``). Otherwise ``RAY_ADDRESS`` (the run setting ``ray_address`` sets it) joins that
   cluster, and the ``ttc_lib`` code of this process goes with the job (Ray's ``py_modules``);
-  without it Ray starts on this machine's cores: no cluster set-up. A session started here is
+  without it Ray starts on this machine's cores: no cluster set-up. Ray sends its token to a cluster
+  named by an address only with ``RAY_AUTH_MODE=token``: a join that the cluster refuses for want of
+  it says so (``TOKEN_HINT``). A session started here is
   stopped when the stage writes its summary (``stop_ray``), or when the process ends, never left running. A Ray that cannot be
   imported or started is a RuntimeError that says why and names ``executor: local``.
 * Workers: ``min(workers, tasks, capacity)`` actors, capacity being the cluster's CPUs, or its GPUs
@@ -43,6 +45,9 @@ INLINE_BYTES = 100_000  # a pickled payload this large goes to Ray's object stor
 THREADS = 1  # torch threads per actor: tiny models use two threads badly, and the cores go to actors
 LOCAL_HINT = ('run it with executor: local instead (--set executor=local, or executor: local in the '
               "profile's common section)")
+TOKEN_HINT = ("the cluster asks for Ray's token authentication, which Ray uses for a cluster named by an address "
+              "only when told to: run with RAY_AUTH_MODE=token and the cluster's token in ~/.ray/auth_token or "
+              "RAY_AUTH_TOKEN (`ray get-auth-token` on the head node prints it)")
 
 
 @dataclass(frozen=True)
@@ -84,10 +89,24 @@ def start_ray():
             ray.init(num_cpus=os.cpu_count() or 1, **quiet)
     except Exception as err:  # any failure to start or join: say so, and how to run without Ray
         where = f"joining the cluster at RAY_ADDRESS={address}" if address else "starting Ray on this machine"
-        raise RuntimeError(f"executor: ray failed {where}: {type(err).__name__}: {err}; {LOCAL_HINT}") from err
+        token = f"{TOKEN_HINT}; or " if address and token_refused(err) else ""
+        raise RuntimeError(f"executor: ray failed {where}: {type(err).__name__}: {err}; {token}{LOCAL_HINT}") from err
     _STARTED.append(True)
     atexit.register(stop_ray)  # started here: stopped when the stage's process ends, at the latest
     return ray
+
+
+def token_refused(err: BaseException) -> bool:
+    """Whether ``err`` or an exception behind it (``__cause__``, ``__context__``) is the cluster refusing
+    a missing or wrong token: Ray's ``AuthenticationError``, or its gRPC ``InvalidAuthToken`` text
+    (Ray wraps it in a ConnectionError whose own message names only the address)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if type(err).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 _STARTED: list[bool] = []  # non-empty while a Ray session started by start_ray runs
