@@ -160,24 +160,29 @@ def _store_rows(store: list[tuple[torch.Tensor, torch.Tensor]], js: list[int],
     """Write rows ``js`` of ``store`` (width w) from stage 2's keys/values ``done`` (batch row k:
     its stem right-aligned in columns [0, stem_end), then its rest right-aligned in the
     ``rests[k]`` last columns): stem then rest, right-aligned in w columns, no gap. Rows of one
-    rest length share one column map, so each such group is one column gather per layer (rows
-    arrive sorted by rest length when they reuse kept prefixes: a slice, not a row gather); the
-    pad columns before a prompt copy some finite column of its row (masked)."""
+    rest length r are one group: its rests are one slice, its stems (with the pad columns
+    before them, a finite filler that decoding masks) the w - r columns ending at stem_end, so
+    each group is two row copies per layer straight from views of ``done`` (rows reusing kept
+    prefixes arrive sorted by rest length: a group is a slice of the batch, not a row gather)."""
     width, total = store[0][0].shape[2], done[0][0].shape[2]
     device = done[0][0].device
-    col = torch.arange(width, device=device)
     groups: dict[int, list[int]] = {}
     for k, r in enumerate(rests):
         groups.setdefault(r, []).append(k)
     for r, ks in groups.items():
-        src = torch.where(col >= width - r, col - width + total, (col - (width - r) + stem_end).clamp(min=0))
         at = torch.tensor([js[k] for k in ks], device=device)
         contiguous = ks[-1] - ks[0] + 1 == len(ks)
         pick = None if contiguous else torch.tensor(ks, device=device)
+        head = width - r  # store columns before the rest: pads, then the stem
+        start = max(0, stem_end - head)  # where the stem window starts in ``done``
+        short = head - (stem_end - start)  # store columns left of the window: zeros
         for (sk, sv), (dk, dv) in zip(store, done):
             for dst, x in ((sk, dk), (sv, dv)):
                 rows = x[ks[0]:ks[-1] + 1] if contiguous else x.index_select(0, pick)
-                dst.index_copy_(0, at, rows.index_select(2, src))
+                dst[:, :, head:].index_copy_(0, at, rows[:, :, total - r:])
+                dst[:, :, short:head].index_copy_(0, at, rows[:, :, start:stem_end])
+                if short:
+                    dst[:, :, :short].index_fill_(0, at, 0.0)
 
 
 def plain_prefill(model, prompts: list[list[int]], rows: list[slice], n_rows: int, pad_id: int):
