@@ -115,9 +115,16 @@ def test_rounds_following_sampled_steps_reuse_the_prompts_and_keep_the_samples(t
         questions, prefixes, parents = ([x[k] for x in nxt] for k in range(3))
 
 
-def test_store_columns_put_stem_then_rest_right_aligned():
-    from ttc_lib.generation.prefill import _store_columns
+def test_store_rows_put_stem_then_rest_right_aligned_with_finite_pads():
+    from ttc_lib.generation.prefill import _store_rows
 
-    # cache: stems right-aligned in columns [0, 3), rests right-aligned in [3, 6); store width 4
-    got = _store_columns(stems=[2, 0], rests=[1, 3], width=4, stem_end=3, total=6)
-    assert got.tolist() == [[0, 1, 2, 5], [0, 3, 4, 5]]  # column 0: a pad, reads a real column
+    # stage 2's batch of 2: stems right-aligned in columns [0, 3), rests right-aligned in [3, 6);
+    # batch row 0 is prompt 2 (stem 2, rest 1), batch row 1 is prompt 0 (no stem, rest 3)
+    keys = torch.arange(12.0).view(2, 1, 6, 1)
+    store = [(torch.full((3, 1, 4, 1), float("nan")), torch.full((3, 1, 4, 1), float("nan")))]
+    _store_rows(store, [2, 0], [(keys, -keys)], rests=[1, 3], stem_end=3)
+    got = store[0][0][:, 0, :, 0]
+    assert got[2, 1:].tolist() == [1, 2, 5] and got[0, 1:].tolist() == [9, 10, 11]  # no gap, right-aligned
+    assert torch.equal(store[0][1][[0, 2]], -store[0][0][[0, 2]])
+    assert torch.isfinite(store[0][0][[0, 2]]).all()  # pads copy a finite column: masked, never NaN
+    assert torch.isnan(got[1]).all()  # a prompt of another sub-batch is left alone

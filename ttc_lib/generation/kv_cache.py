@@ -41,11 +41,12 @@ def cache_arg(model, cache: Cache) -> dict[str, Cache]:
 
 
 class GrowingLayer(DynamicLayer):
-    """One layer's own-token cache: buffers (rows, heads, capacity, dim), ``length`` filled."""
+    """One layer's own-token cache: buffers (rows, heads, capacity, dim), ``length`` filled (the
+    first ``length`` columns may come filled: prefill.py writes the prompts' stems there first)."""
 
-    def __init__(self, key_buf: torch.Tensor, value_buf: torch.Tensor) -> None:
+    def __init__(self, key_buf: torch.Tensor, value_buf: torch.Tensor, length: int = 0) -> None:
         super().__init__()
-        self.key_buf, self.value_buf, self.length = key_buf, value_buf, 0
+        self.key_buf, self.value_buf, self.length = key_buf, value_buf, length
         self.dtype, self.device, self.is_initialized = key_buf.dtype, key_buf.device, True
         self._expose()
 

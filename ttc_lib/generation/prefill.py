@@ -18,9 +18,9 @@ Rules:
 from __future__ import annotations
 
 import torch
-from transformers.cache_utils import DynamicCache
+from transformers.cache_utils import Cache, DynamicCache
 
-from ttc_lib.generation.kv_cache import KVPool, SharedPrefixCache, cache_arg
+from ttc_lib.generation.kv_cache import GrowingLayer, KVPool, SharedPrefixCache, cache_arg
 from ttc_lib.generation.prefix_reuse import PrefixStore
 
 PAD_TOKENS = 128  # padding a prefill sub-batch may gain before a separate forward is cheaper
@@ -85,44 +85,22 @@ def shared_prefill(model, pool: KVPool, prompts: list[list[int]], stems: list[in
     plan = _plan([prompts[j] for j in order], [stems[j] for j in order], budget, [reused[j] for j in order])
     store = last = None
     for js in ([order[i] for i in batch] for batch in plan):
-        run = [stems[j] > 0 and not reused[j] for j in js]
-        stem_keys = list(dict.fromkeys(tuple(prompts[j][:stems[j]]) for j, r in zip(js, run) if r))
-        cache = DynamicCache(config=model.config)
-        stem_end = 0
-        if stem_keys:  # stage 1: each distinct stem once
-            ids, mask_s, pos = left_pad([list(k) for k in stem_keys], pad_id, device)
-            model(input_ids=ids, attention_mask=mask_s, position_ids=pos, **cache_arg(model, cache),
-                  use_cache=True, logits_to_keep=1)
-            which = [stem_keys.index(tuple(prompts[j][:stems[j]])) if r else 0 for j, r in zip(js, run)]
-            cache.batch_select_indices(torch.tensor(which, device=device))
-            mask_s, stem_end = mask_s[which] * torch.tensor(run, device=device)[:, None], ids.shape[1]
-        else:
-            mask_s = torch.zeros((len(js), 0), dtype=torch.long, device=device)
-        if any(reused[j] for j in js):  # kept prefixes join the stems, right-aligned like them
-            cache, mask_s, stem_end = _with_reused(model, reuse, cache, mask_s, stem_end,
-                                                   [(k, hits[j]) for k, j in enumerate(js) if reused[j]])
+        rests = [len(prompts[j]) - stems[j] for j in js]
+        cache, mask_s, stem_end = _stage_two_cache(
+            model, reuse, [prompts[j][:stems[j]] for j in js], [stems[j] > 0 and not reused[j] for j in js],
+            [(k, hits[j]) for k, j in enumerate(js) if reused[j]], max(rests), pad_id, device)
         # stage 2: the rest of every prompt, reading its stem from the cache
         ids, mask_r, pos = left_pad([prompts[j][stems[j]:] for j in js], pad_id, device, [stems[j] for j in js])
         out = model(input_ids=ids, attention_mask=torch.cat([mask_s, mask_r], dim=1), position_ids=pos,
                     **cache_arg(model, cache), use_cache=True, logits_to_keep=1)
         if store is None:
-            # every column of every row is written below (pads copy a real one): no zero fill
+            # every column of every row is written below (pads copy a finite column): no zero fill
             store = [(k.new_empty(len(prompts), k.shape[1], width, k.shape[3]),
                       v.new_empty(len(prompts), v.shape[1], width, v.shape[3])) for k, v in
                      ((layer.keys, layer.values) for layer in cache.layers)]
             last = out.logits.new_empty(len(prompts), out.logits.shape[-1])
-        # real columns only, stem then rest, right-aligned: one row gather per layer (per-prompt
-        # slice copies measured 3x slower); pad columns copy some real column, masked anyway
-        total = cache.layers[0].keys.shape[2]
-        src = _store_columns([stems[j] for j in js], [len(prompts[j]) - stems[j] for j in js], width,
-                             stem_end, total)
-        src = (src + total * torch.arange(len(js))[:, None]).reshape(-1).to(device)
-        at = torch.tensor(js, device=device)
-        for (ks, vs), layer in zip(store, cache.layers):
-            for dst, x in ((ks, layer.keys), (vs, layer.values)):
-                flat = x.transpose(1, 2).reshape(len(js) * total, -1)  # (prompt, column) rows
-                dst[at] = flat.index_select(0, src).view(len(js), width, *x.shape[1::2]).transpose(1, 2)
-        last[at] = out.logits[:, -1]
+        _store_rows(store, js, [(layer.keys, layer.values) for layer in cache.layers], rests, stem_end)
+        last[torch.tensor(js, device=device)] = out.logits[:, -1]
     lens = torch.tensor([len(p) for p in prompts], device=device)
     prefix_mask = torch.arange(width, device=device) >= width - lens[:, None]
     row_prompt = torch.empty(n_rows, dtype=torch.long, device=device)
@@ -132,36 +110,79 @@ def shared_prefill(model, pool: KVPool, prompts: list[list[int]], stems: list[in
     return cache, last.index_select(0, row_prompt)
 
 
-def _store_columns(stems: list[int], rests: list[int], width: int, stem_end: int, total: int) -> torch.Tensor:
-    """(batch, width) cache column of each store column: prompt k's stem (cache columns up to
-    ``stem_end``) then its rest (the last of ``total``), right-aligned; pads read column 0."""
-    col = torch.arange(width)[None, :]
-    stem = torch.tensor(stems)[:, None]
-    rest = torch.tensor(rests)[:, None]
-    in_rest = col >= width - rest
-    in_stem = ~in_rest & (col >= width - rest - stem)
-    src = torch.where(in_rest, col - width + total, col - (width - rest) + stem_end)
-    return torch.where(in_rest | in_stem, src, 0)
+def _stage_two_cache(model, reuse: PrefixStore | None, stems: list[list[int]], run: list[bool],
+                     kept: list[tuple[int, tuple[int, tuple[int, int, int]]]], rest_width: int, pad_id: int,
+                     device: torch.device):
+    """The cache stage 2 reads and writes, its stem mask and stem width ``w``: each row's stem
+    right-aligned in columns [0, w): run now (stage 1: each distinct stem of a row with ``run``
+    once) or read from ``reuse`` (``kept``: (row, lookup answer)). The cache's layers are buffers
+    of w + ``rest_width`` columns with the stems written in place: stage 2's forward writes its
+    keys/values after them, the same tensor DynamicCache's concatenations built (two copies of
+    the batch fewer). Rows with neither (or with a shorter stem) hold zeros there, masked."""
+    keys = list(dict.fromkeys(tuple(s) for s, r in zip(stems, run) if r))
+    stage1 = mask_1 = None
+    if keys:  # stage 1: each distinct stem once
+        ids, mask_1, pos = left_pad([list(k) for k in keys], pad_id, device)
+        stage1 = DynamicCache(config=model.config)
+        model(input_ids=ids, attention_mask=mask_1, position_ids=pos, **cache_arg(model, stage1),
+              use_cache=True, logits_to_keep=1)
+    stem_end = 0 if stage1 is None else mask_1.shape[1]
+    width = max([stem_end] + [n for _, (n, _) in kept])
+    if width == 0:  # no stems: stage 2 starts from an empty cache
+        return DynamicCache(config=model.config), torch.zeros((len(stems), 0), dtype=torch.long, device=device), 0
+    like = [(x.keys, x.values) for x in stage1.layers] if stage1 is not None else reuse.layout(kept[0][1][1])
+    bufs = [(k.new_empty(len(stems), k.shape[1], width + rest_width, k.shape[3]),
+             v.new_empty(len(stems), v.shape[1], width + rest_width, v.shape[3])) for k, v in like]
+    mask = torch.zeros((len(stems), width), dtype=torch.long, device=device)
+    at = [k for k, _ in kept]
+    others = sorted(set(range(len(stems))) - set(at))
+    if others:  # rows that ran a stem, or have none: stage 1's columns (or zeros), right-aligned
+        rows = slice(None) if len(others) == len(stems) else torch.tensor(others, device=device)
+        which = torch.tensor([keys.index(tuple(stems[k])) if run[k] else 0 for k in others], device=device)
+        for (bk, bv), layer in zip(bufs, stage1.layers if stage1 is not None else []):
+            bk[rows, :, width - stem_end:width] = layer.keys.index_select(0, which)
+            bv[rows, :, width - stem_end:width] = layer.values.index_select(0, which)
+        if stage1 is not None:
+            mask[rows, width - stem_end:] = mask_1[which] * torch.tensor([run[k] for k in others], device=device)[:, None]
+        if stem_end < width:
+            for bk, bv in bufs:
+                bk[rows, :, :width - stem_end] = 0
+                bv[rows, :, :width - stem_end] = 0
+    if kept:  # kept prefixes join the stems, right-aligned like them
+        reuse.write([hit for _, hit in kept], bufs, at, width)
+        lengths = torch.tensor([n for _, (n, _) in kept], device=device)
+        mask[at] = (torch.arange(width, device=device) >= width - lengths[:, None]).long()
+    return Cache(layers=[GrowingLayer(k, v, width) for k, v in bufs]), mask, width
 
 
-def _with_reused(model, reuse: PrefixStore, cache: DynamicCache, mask_s: torch.Tensor, stem_end: int,
-                 hits: list[tuple[int, tuple[int, tuple[int, int, int]]]]):
-    """A stage-1 cache (stems right-aligned in ``stem_end`` columns) with rows ``hits[i][0]``
-    replaced by their kept prefixes: (cache, stem mask, new stem width)."""
-    width = max(stem_end, max(n for _, (n, _) in hits))
-    at = [k for k, _ in hits]
-    kept, kept_mask = reuse.gather([hit for _, hit in hits], width, at, mask_s.shape[0])
-    mask = mask_s.new_zeros(mask_s.shape[0], width)
-    mask[:, width - stem_end:] = mask_s
-    mask[at] = kept_mask
-    others = torch.tensor(sorted(set(range(mask.shape[0])) - set(at)), dtype=torch.long, device=mask.device)
-    merged = DynamicCache(config=model.config)
-    for i, (keys, values) in enumerate(kept):
-        if stem_end and len(others):  # the rows that ran a stem (or none) keep stage 1's columns
-            keys[others, :, width - stem_end:] = cache.layers[i].keys.index_select(0, others)
-            values[others, :, width - stem_end:] = cache.layers[i].values.index_select(0, others)
-        merged.update(keys, values, i)
-    return merged, mask, width
+def _store_rows(store: list[tuple[torch.Tensor, torch.Tensor]], js: list[int],
+                done: list[tuple[torch.Tensor, torch.Tensor]], rests: list[int], stem_end: int) -> None:
+    """Write rows ``js`` of ``store`` (width w) from stage 2's keys/values ``done`` (batch row k:
+    its stem right-aligned in columns [0, stem_end), then its rest right-aligned in the
+    ``rests[k]`` last columns): stem then rest, right-aligned in w columns, no gap. Rows of one
+    rest length r are one group: its rests are one slice, its stems (with the pad columns
+    before them, a finite filler that decoding masks) the w - r columns ending at stem_end, so
+    each group is two row copies per layer straight from views of ``done`` (rows reusing kept
+    prefixes arrive sorted by rest length: a group is a slice of the batch, not a row gather)."""
+    width, total = store[0][0].shape[2], done[0][0].shape[2]
+    device = done[0][0].device
+    groups: dict[int, list[int]] = {}
+    for k, r in enumerate(rests):
+        groups.setdefault(r, []).append(k)
+    for r, ks in groups.items():
+        at = torch.tensor([js[k] for k in ks], device=device)
+        contiguous = ks[-1] - ks[0] + 1 == len(ks)
+        pick = None if contiguous else torch.tensor(ks, device=device)
+        head = width - r  # store columns before the rest: pads, then the stem
+        start = max(0, stem_end - head)  # where the stem window starts in ``done``
+        short = head - (stem_end - start)  # store columns left of the window: zeros
+        for (sk, sv), (dk, dv) in zip(store, done):
+            for dst, x in ((sk, dk), (sv, dv)):
+                rows = x[ks[0]:ks[-1] + 1] if contiguous else x.index_select(0, pick)
+                dst[:, :, head:].index_copy_(0, at, rows[:, :, total - r:])
+                dst[:, :, short:head].index_copy_(0, at, rows[:, :, start:stem_end])
+                if short:
+                    dst[:, :, :short].index_fill_(0, at, 0.0)
 
 
 def plain_prefill(model, prompts: list[list[int]], rows: list[slice], n_rows: int, pad_id: int):

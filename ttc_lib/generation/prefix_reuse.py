@@ -74,23 +74,36 @@ class PrefixStore:
                 return min(n, len(key) - 1), hit
         return 0, None
 
-    def gather(self, hits: list[tuple[int, Hit]], width: int, rows: list[int] | None = None,
-               total: int | None = None) -> tuple[KV, torch.Tensor]:
-        """Per layer (keys, values) of shape (total, heads, width, dim) (total: default len(hits))
-        with hit i's first ``n_i`` tokens right-aligned in row ``rows[i]`` (default i), zeros
-        elsewhere, and the (len(hits), width) mask of those columns (hits: lookup's answers, at
-        least one). Writing straight into the caller's rows saves a second copy of the batch."""
-        rows = list(range(len(hits))) if rows is None else rows
-        ref = self._stores[hits[0][1][0]][0]  # any kept store: they share layout, dtype, device
-        total = len(hits) if total is None else total
-        out = [(k.new_zeros(total, k.shape[1], width, k.shape[3]),
-                v.new_zeros(total, v.shape[1], width, v.shape[3])) for k, v in ref]
-        device = ref[0][0].device
-        lengths = torch.tensor([n for n, _ in hits], device=device)
-        mask = (torch.arange(width, device=device) >= width - lengths[:, None]).long()
-        for i, (n, (sid, row, col)) in zip(rows, hits):  # slice copies: faster than one indexed copy
-            for (dk, dv), (sk, sv) in zip(out, self._stores[sid][0]):
-                dk[i, :, width - n:] = sk[row, :, col:col + n]
-                dv[i, :, width - n:] = sv[row, :, col:col + n]
+    def layout(self, hit: Hit) -> KV:
+        """The kept keys/values holding ``hit`` (every kept store has the same layers, heads, dtype)."""
+        return self._stores[hit[0]][0]
+
+    def gather(self, hits: list[tuple[int, Hit]], width: int) -> tuple[KV, torch.Tensor]:
+        """Per layer (keys, values) of shape (len(hits), heads, width, dim) holding hit i's first
+        ``n_i`` tokens right-aligned in row i (earlier columns: ``write``'s filler), and the
+        (len(hits), width) mask of those columns (hits: lookup's answers, at least one)."""
+        ref = self.layout(hits[0][1])
+        out = [(k.new_zeros(len(hits), k.shape[1], width, k.shape[3]),
+                v.new_zeros(len(hits), v.shape[1], width, v.shape[3])) for k, v in ref]
+        self.write(hits, out, list(range(len(hits))), width)
+        lengths = torch.tensor([n for n, _ in hits], device=ref[0][0].device)
+        return out, (torch.arange(width, device=lengths.device) >= width - lengths[:, None]).long()
+
+    def write(self, hits: list[tuple[int, Hit]], out: KV, rows: list[int], width: int) -> None:
+        """Write hit i's first ``n_i`` tokens into row ``rows[i]`` of ``out`` (per layer (keys,
+        values), (rows, heads, >= width, dim)), right-aligned to end at column ``width``: straight
+        into the caller's buffer, no second copy. The columns before them get finite filler the
+        caller masks: the kept row's earlier columns, or zeros where it has none (a pad column must
+        hold no inf or NaN: its attention weight is exactly 0, and 0 * NaN is NaN). One slice per
+        hit and layer, filler included, so no separate zero fill of the batch."""
+        stores = [self._stores[sid][0] for _, (sid, _, _) in hits]
+        for i, (n, (_, row, col)), kept in zip(rows, hits, stores):
+            end = col + n
+            start = max(0, end - width)  # the window ends at the hit's last token
+            for (dk, dv), (sk, sv) in zip(out, kept):
+                dk[i, :, width - end + start:width] = sk[row, :, start:end]
+                dv[i, :, width - end + start:width] = sv[row, :, start:end]
+                if end < width:  # a kept row narrower than the window: zeros before it
+                    dk[i, :, :width - end].zero_()
+                    dv[i, :, :width - end].zero_()
         self.reused_tokens += sum(n for n, _ in hits)
-        return out, mask
