@@ -128,6 +128,9 @@ def main() -> None:
     parser.add_argument("--attempts", type=int, default=8)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--reuse", action="store_true", help="probe the policy already under --work")
+    parser.add_argument("--init-from", help="continue training this policy checkpoint (fresh rows: --rows-seed)")
+    parser.add_argument("--rows-seed", type=int, default=0, help="seed of the rows' coins, attempts and slips")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     parser.add_argument("--work", default=str(ROOT / "build" / "experiments" / "commuted_context_rows"))
     args = parser.parse_args()
     runs = Path(os.environ.get("TTC_RUNS_DIR", ROOT / "data" / "runs")) / args.profile
@@ -137,15 +140,16 @@ def main() -> None:
     test_all = load_jsonl(runs / "00_data" / "test.jsonl")
     test = [p for level in sorted({p.level for p in test_all}) if level >= args.probe_from
             for p in [q for q in test_all if q.level == level][:args.per_level]]
-    rows = commuted_rows(train, args.share, 0, tokenizer, 512)
+    rows = commuted_rows(train, args.share, args.rows_seed, tokenizer, 512)
     print(f"{sum(r.question != p.question for r, p in zip(rows, train)) / len(train):.3f} of rows read attempts; "
           f"sample row:\n{training_text(*[x for r in rows if 'Attempt' in r.question for x in (r.question, r.solution)][:2])}",
           flush=True)
     work = Path(args.work)
-    config = TrainConfig(steps=args.steps, batch_size=32, lr=2e-3, seed=0)
+    config = TrainConfig(steps=args.steps, batch_size=32, lr=args.lr, seed=args.rows_seed)
     if not args.reuse:
-        record = train_many([[dict(problems=rows, tokenizer=tokenizer, spec_or_model="small", config=config,
-                                   out_dir=work / "policy")]])[0]
+        start = dict(init_from=args.init_from) if args.init_from else dict(spec_or_model="small")
+        record = train_many([[dict(problems=rows, tokenizer=tokenizer, config=config, out_dir=work / "policy",
+                                   **start)]])[0]
         print(f"policy: {args.steps} steps, {record['wall_seconds']:.0f} s, final loss {record['final_loss']:.4f}",
               flush=True)
     print("teacher-forced:", json.dumps(teacher_forced(work / "policy", test_all, tokenizer)), flush=True)
