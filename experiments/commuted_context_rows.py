@@ -147,7 +147,7 @@ def main() -> None:
     work = Path(args.work)
     config = TrainConfig(steps=args.steps, batch_size=32, lr=args.lr, seed=args.rows_seed)
     if not args.reuse:
-        start = dict(init_from=args.init_from) if args.init_from else dict(spec_or_model="small")
+        start = dict(init_from=args.init_from, spec_or_model="small") if args.init_from else dict(spec_or_model="small")
         record = train_many([[dict(problems=rows, tokenizer=tokenizer, config=config, out_dir=work / "policy",
                                    **start)]])[0]
         print(f"policy: {args.steps} steps, {record['wall_seconds']:.0f} s, final loss {record['final_loss']:.4f}",
