@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ttc_lib.pipeline.artifacts import StaleStage, artifact_hashes
-from ttc_lib.pipeline.runs import Stage, notebook_parameters, notebook_path, read_json
+from ttc_lib.pipeline.runs import STAGES, Stage, dependents, notebook_parameters, notebook_path, read_json
 
 
 @pytest.fixture
@@ -44,6 +44,18 @@ def test_a_rerun_removes_the_old_summary_until_it_finishes(runs):
         Stage.open("ci", "02_train_verifier", defaults("02_train_verifier"))
 
 
+def test_a_rerun_leaves_the_stages_built_on_it_visibly_unfinished(runs):
+    finish("00_data", {"test.jsonl": "a\n"}, seed=0)
+    finish("01_train_generator", {"policy/w": "w"})
+    finish("02_train_verifier", {"prm/w": "v"})
+    Stage.open("ci", "01_train_generator", defaults("01_train_generator"))  # a rerun, killed before its summary
+    finished = sorted(p.parent.name for p in (runs / "ci").glob("*/summary.json"))
+    assert finished == ["00_data"]  # 02 was made from the 01 now being rewritten
+    assert dependents("00_data") == STAGES[1:]
+    assert dependents("04_search") == ["06_compute_optimal", "07_ttc_vs_pretraining", "08_claims"]
+    assert dependents("08_claims") == []
+
+
 def test_a_finished_stage_records_its_files_and_digest(runs):
     stage = finish("00_data", {"test.jsonl": "a\n", "cache/x.jsonl": "c", ".tmp": "t"}, seed=0)
     manifest = read_json(stage.dir / "manifest.json")
@@ -62,7 +74,11 @@ def test_a_stage_made_from_an_older_input_is_refused(runs):
     finish("00_data", {"test.jsonl": "seed 0\n"}, seed=0)
     finish("01_train_generator", {"policy/w": "w"})
     finish("02_train_verifier", {"verifiers/v": "v"})
-    finish("00_data", {"test.jsonl": "seed 7\n"}, seed=7)  # 00 rerun with another seed, 01 and 02 not
+    kept = {name: (runs / "ci" / name / "summary.json").read_text() for name in ("01_train_generator",
+                                                                             "02_train_verifier")}
+    finish("00_data", {"test.jsonl": "seed 7\n"}, seed=7)  # 00 rerun with another seed, 01 and 02 not...
+    for name, text in kept.items():  # ...and their old summaries put back, as by copying folders in
+        (runs / "ci" / name / "summary.json").write_text(text)
     with pytest.raises(StaleStage, match="01_train_generator was made from an earlier 00_data.*rerun 01_train_generator"):
         Stage.open("ci", "03_difficulty_bins", defaults("03_difficulty_bins"))
 

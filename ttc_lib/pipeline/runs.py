@@ -51,6 +51,15 @@ STAGE_INPUTS = {  # the earlier stages each notebook reads (checked and recorded
 }
 
 
+def dependents(name: str) -> list[str]:
+    """The stages that read ``name``, directly or through another stage (STAGE_INPUTS), in run order."""
+    found: list[str] = []
+    for later in STAGES[STAGES.index(name) + 1:]:
+        if any(upstream == name or upstream in found for upstream in STAGE_INPUTS[later]):
+            found.append(later)
+    return found
+
+
 def project_root() -> Path:
     """The repository root (the folder holding pyproject.toml above ttc_lib/), else the cwd."""
     here = Path(__file__).resolve().parents[2]
@@ -122,7 +131,9 @@ class Stage:
         hold what it made, from inputs that have not changed since (``artifacts.check_upstream``:
         else ``StaleStage`` names the stage to rerun). Then this stage's old ``summary.json`` is
         removed (until the new one is written, at the end, the stage is visibly unfinished and no
-        later stage reads it) and its manifest is written: the notebook's declared parameters read
+        later stage reads it), and before it those of the stages built on this one (``dependents``:
+        made from what is now being rewritten, they are unfinished too until rerun, so a kill at any
+        point leaves no finished stage on an unfinished one), and its manifest is written: the notebook's declared parameters read
         from ``namespace``, its seed, the digest of every input stage, the hash of every data file a
         path parameter names, the environment (``environment.environment``: versions, CUDA, GPU, the
         device: this notebook's ``device`` parameter, else the one 01 recorded, else None).
@@ -133,6 +144,8 @@ class Stage:
             import torch
 
             torch.set_num_threads(torch_threads)
+        for later in reversed(dependents(name)):  # first: a kill in between leaves them visibly unfinished
+            (stage.dir.parent / later / "summary.json").unlink(missing_ok=True)
         (stage.dir / "summary.json").unlink(missing_ok=True)
         parameters = parameters_of(name, namespace)
         files = {key: file_hash(Path(v)) for key, v in parameters.items()
