@@ -144,6 +144,8 @@ def main() -> None:
     parser.add_argument("--init-from", help="continue training this policy checkpoint (fresh rows: --rows-seed)")
     parser.add_argument("--rows-seed", type=int, default=0, help="seed of the rows' coins, attempts and slips")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    parser.add_argument("--losses-of", nargs="+", metavar="DIR",
+                        help="only print the teacher-forced losses of these checkpoints (e.g. the run's 01 large)")
     parser.add_argument("--work", default=str(ROOT / "build" / "experiments" / "commuted_context_rows"))
     args = parser.parse_args()
     runs = Path(os.environ.get("TTC_RUNS_DIR", ROOT / "data" / "runs")) / args.profile
@@ -151,6 +153,10 @@ def main() -> None:
     train = load_jsonl(runs / "00_data" / "train.jsonl")
     max_new_tokens = max_new_tokens_for(train, tokenizer)
     test_all = load_jsonl(runs / "00_data" / "test.jsonl")
+    if args.losses_of:
+        for path in args.losses_of:
+            print(path, json.dumps(teacher_forced(Path(path), test_all, tokenizer)), flush=True)
+        return
     test = [p for level in sorted({p.level for p in test_all}) if level >= args.probe_from
             for p in [q for q in test_all if q.level == level][:args.per_level]]
     rows = commuted_rows(train, args.share, args.rows_seed, tokenizer, 512)
