@@ -49,13 +49,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from hard_context_rows import REVISION, probe, teacher_forced  # noqa: E402
+from hard_context_rows import REVISION, probe, reviser, teacher_forced  # noqa: E402
 
 from ttc_lib.generation.pass_at_1 import max_new_tokens_for  # noqa: E402
 from ttc_lib.models.parallel_training import train_many  # noqa: E402
 from ttc_lib.models.train_config import TrainConfig  # noqa: E402
 from ttc_lib.revisions import data as rd  # noqa: E402
-from ttc_lib.revisions.training import train_revision_model  # noqa: E402
 from ttc_lib.tasks.arithmetic import reference_steps  # noqa: E402
 from ttc_lib.tasks.math_dataset import load_jsonl  # noqa: E402
 from ttc_lib.tasks.prompts import MAX_ATTEMPTS, revision_question, training_text  # noqa: E402
@@ -108,25 +107,12 @@ def _length(tokenizer, question: str, attempts: list[str], target: str) -> int:
     return len(tokenizer(prompt).input_ids) + len(tokenizer(text, add_special_tokens=False).input_ids) + 1
 
 
-def reviser(policy, policy_path: Path, questions: list, out: Path, max_new_tokens: int):
-    """hard_context_rows.reviser, with each target rewritten in its last attempt's operand orders."""
-    from ttc_lib.generation.generator import Generator
-
-    r = REVISION
-    answers = rd.sample_answers(policy, questions, r["revision_samples"], temperature=r["revision_temperature"],
-                                max_new_tokens=max_new_tokens, seed=0, progress=False)
-    examples = rd.build_revision_data(questions, answers, max_context=r["max_context"], seed=0,
-                                      keep_share=r["keep_share"])
-    examples = [replace(e, target=with_orders(e.target, orders_of(e.question, e.context[-1])))
-                if e.context else e for e in examples]
-    fit, val = rd.split_examples(examples, r["val_fraction"], 0)
-    config = TrainConfig(steps=r["revision_steps"], batch_size=r["revision_batch_size"], lr=r["revision_lr"],
-                         warmup_steps=max(1, r["revision_steps"] // 10), seed=0)
-    record = train_revision_model(policy_path, fit, val, config, out, eval_every=r["eval_every"],
-                                  patience=r["patience"], max_positions=max(1024, 5 * max_new_tokens + 256))
-    print(f"  {out.name}: answers correct {answers.correct.mean():.2f}, {len(examples)} trajectories, "
-          f"kept step {record['chosen_step']}", flush=True)
-    return Generator.from_pretrained(out, device="cpu")
+def last_attempt_orders(example):
+    """A revision example whose target is written in its last attempt's operand orders."""
+    if not example.context:
+        return example
+    canonical = with_orders(example.target, orders_of(example.question, example.target))  # undo its own swaps
+    return replace(example, target=with_orders(canonical, orders_of(example.question, example.context[-1])))
 
 
 def main() -> None:
@@ -179,7 +165,8 @@ def main() -> None:
                                  seed=1, progress=False)
     print(f"policy: bare pass@1 {attempts.correct.mean():.3f}",
           json.dumps(probe(policy, test, attempts, args, max_new_tokens), indent=1), flush=True)
-    model = reviser(policy, work / "policy", train[-REVISION["revision_questions"]:], work / "reviser", max_new_tokens)
+    model = reviser(policy, work / "policy", train[-REVISION["revision_questions"]:], work / "reviser", max_new_tokens,
+                    rewrite=last_attempt_orders)
     print("reviser:", json.dumps(probe(model, test, attempts, args, max_new_tokens), indent=1), flush=True)
 
 

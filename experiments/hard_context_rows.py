@@ -85,8 +85,9 @@ def probe(generator, test: list, attempts, args, max_new_tokens: int) -> dict:
             "differences": {k: interval(v, 3) for k, v in probe_differences(table).items()}}
 
 
-def reviser(policy, policy_path: Path, questions: list, out: Path, max_new_tokens: int):
-    """Notebook 05's fine-tuning of ``policy`` on its answers to ``questions`` (REVISION)."""
+def reviser(policy, policy_path: Path, questions: list, out: Path, max_new_tokens: int, rewrite=None):
+    """Notebook 05's fine-tuning of ``policy`` on its answers to ``questions`` (REVISION); ``rewrite``
+    (a RevisionExample -> RevisionExample) is applied to each example first, when given."""
     from ttc_lib.generation.generator import Generator
 
     r = REVISION
@@ -94,6 +95,7 @@ def reviser(policy, policy_path: Path, questions: list, out: Path, max_new_token
                                 max_new_tokens=max_new_tokens, seed=0, progress=False)
     examples = rd.build_revision_data(questions, answers, max_context=r["max_context"], seed=0,
                                       keep_share=r["keep_share"])
+    examples = [rewrite(e) for e in examples] if rewrite else examples
     fit, val = rd.split_examples(examples, r["val_fraction"], 0)
     config = TrainConfig(steps=r["revision_steps"], batch_size=r["revision_batch_size"], lr=r["revision_lr"],
                          warmup_steps=max(1, r["revision_steps"] // 10), seed=0)
