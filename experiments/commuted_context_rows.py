@@ -25,9 +25,11 @@ own - none with 95% bootstrap intervals over questions; more in docs/revisions.m
 
     run                                   bare pass@1  own correct          own wrong
     2000 steps                            .351         -.064 [-.111 -.018]  -.062 [-.095 -.031]
-      its reviser                                      -.036 [-.073 -.001]  -.026 [-.055 +.002]
     +1500 steps (--init-from, --lr 1e-3,  .728         -.102 [-.141 -.064]  -.092 [-.139 -.044]
-      --rows-seed 1); its reviser                      -.092 [-.131 -.054]  -.063 [-.113 -.016]
+      --rows-seed 1); its reviser (--reuse)            -.093 [-.131 -.059]  -.089 [-.137 -.041]
+
+(The 2000-step policy's reviser was made by a first version of ``last_attempt_orders`` that swapped
+relative to each target's own orders; its numbers are in docs/revisions.md, marked so.)
 
 Teacher-forced loss per target token after one correct attempt vs the bare question, levels 1-3:
 .0699 vs .0729 (2000 steps), .0398 vs .0409 (3500); above it at levels 7-12 in both: the policy
