@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 from hard_context_rows import REVISION, probe, reviser, teacher_forced  # noqa: E402
 
 from ttc_lib.generation.pass_at_1 import max_new_tokens_for  # noqa: E402
+from ttc_lib.models.context_rows import row_tokens  # noqa: E402
 from ttc_lib.models.parallel_training import train_many  # noqa: E402
 from ttc_lib.models.train_config import TrainConfig  # noqa: E402
 from ttc_lib.revisions import data as rd  # noqa: E402
@@ -98,15 +99,10 @@ def commuted_rows(train: list, share: float, seed: int, tokenizer, max_tokens: i
         attempts = attempts_for(p, rng.randint(1, MAX_ATTEMPTS), rng)
         attempts = [with_orders(a, coin()) for a in attempts[:-1]] + [with_orders(attempts[-1], flips)]
         target = with_orders(p.solution, flips)
-        while attempts and _length(tokenizer, p.question, attempts, target) > max_tokens:
+        while attempts and row_tokens(tokenizer, p.question, attempts, target) > max_tokens:
             attempts = attempts[1:]
         rows.append(replace(p, question=revision_question(p.question, attempts), solution=target))
     return rows
-
-
-def _length(tokenizer, question: str, attempts: list[str], target: str) -> int:
-    prompt, text = training_text(revision_question(question, attempts), target)
-    return len(tokenizer(prompt).input_ids) + len(tokenizer(text, add_special_tokens=False).input_ids) + 1
 
 
 def last_attempt_orders(example):

@@ -69,7 +69,7 @@ def with_context_rows(problems: list[Problem], share: float, seed: int = 0, *, t
             raise ValueError(f"context rows need arithmetic-world problems (their slips are made from the reference "
                              f"steps); problem {problem.id} is not one: set context_share: 0 for other data") from None
         attempts = attempts_for(problem, rng.randint(1, max_attempts), rng, correct_share)
-        while attempts and tokenizer is not None and _length(tokenizer, problem, attempts) > max_tokens:
+        while attempts and tokenizer is not None and row_tokens(tokenizer, problem.question, attempts, problem.solution) > max_tokens:
             attempts = attempts[1:]
         rows.append(replace(problem, question=revision_question(problem.question, attempts)))
     return rows
@@ -80,7 +80,9 @@ def context_share(rows: list[Problem], problems: list[Problem]) -> float:
     return sum(a.question != b.question for a, b in zip(rows, problems)) / max(1, len(rows))
 
 
-def _length(tokenizer: Any, problem: Problem, attempts: list[str]) -> int:
-    prompt, target = training_text(revision_question(problem.question, attempts), problem.solution)
+def row_tokens(tokenizer: Any, question: str, attempts: list[str], solution: str) -> int:
+    """Tokens of the training row that reads ``attempts`` at ``question`` before ``solution``: what
+    must fit the model's position limit."""
+    prompt, target = training_text(revision_question(question, attempts), solution)
     # +1: the BOS/special tokens a tokenizer may add to the prompt
     return len(tokenizer(prompt).input_ids) + len(tokenizer(target, add_special_tokens=False).input_ids) + 1
