@@ -28,6 +28,9 @@ docs/revisions.md). Levels 10-12, bare / correct attempt / slip:
                                                                             a blind copier)
       then 1000 on --share .5 --correct .5         .2367 / .1676 / .2489   (copies a correct attempt,
                                                                             reads no slip, computes poorly)
+
+Its probe (--reuse --probe): bare pass@1 .043; own correct - none +.240 [+.159, +.331], own wrong -
+none -.008 [-.024, +.007]; its reviser +.105 [+.051, +.159] and -.004 [-.016, +.008].
 """
 
 from __future__ import annotations
@@ -43,11 +46,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from hard_context_rows import teacher_forced  # noqa: E402
+from hard_context_rows import REVISION, probe, reviser, teacher_forced  # noqa: E402
 
+from ttc_lib.generation.pass_at_1 import max_new_tokens_for  # noqa: E402
 from ttc_lib.models.context_rows import with_context_rows  # noqa: E402
 from ttc_lib.models.parallel_training import train_many  # noqa: E402
 from ttc_lib.models.train_config import TrainConfig  # noqa: E402
+from ttc_lib.revisions import data as rd  # noqa: E402
 from ttc_lib.tasks.math_dataset import load_jsonl  # noqa: E402
 
 
@@ -63,6 +68,11 @@ def main() -> None:
     parser.add_argument("--correct", type=float, default=1.0, help="share of attempts that are the reference")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     parser.add_argument("--rows-seed", type=int, default=5)
+    parser.add_argument("--probe", action="store_true",
+                        help="then the context probe of the continued model and of its reviser (notebook 05's recipe)")
+    parser.add_argument("--reuse", action="store_true", help="skip the training: the model already under --work")
+    parser.add_argument("--per-level", type=int, default=20)  # probe: questions per level, levels 4-12
+    parser.add_argument("--samples", type=int, default=8)  # probe: answers per question and context
     parser.add_argument("--work", default=str(ROOT / "build" / "experiments" / "copy_drive"))
     args = parser.parse_args()
     runs = Path(os.environ.get("TTC_RUNS_DIR", ROOT / "data" / "runs")) / args.profile
@@ -70,18 +80,33 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(runs / "01_train_generator" / "tokenizer")
     train = load_jsonl(runs / "00_data" / "train.jsonl")
     test_all = load_jsonl(runs / "00_data" / "test.jsonl")
-    if start is not None:
-        print("start", start, json.dumps(teacher_forced(start, test_all, tokenizer)), flush=True)
-    rows = with_context_rows(train, args.share, args.rows_seed, tokenizer=tokenizer, max_tokens=512,
-                             correct_share=args.correct)
-    config = TrainConfig(steps=args.steps, batch_size=32, lr=args.lr, seed=args.rows_seed)
-    began = time.time()
-    record = train_many([[dict(problems=rows, tokenizer=tokenizer, spec_or_model=args.spec, init_from=start,
-                               config=config, out_dir=Path(args.work))]], parallel=False)[0]
-    print(f"continued {args.steps} steps (share {args.share}, correct {args.correct}) in {time.time() - began:.0f} s, "
-          f"final loss {record['final_loss']:.4f}", flush=True)
-    print("continued", json.dumps(teacher_forced(Path(args.work), test_all, tokenizer)), flush=True)
+    work = Path(args.work) / "model"
+    if not args.reuse:
+        if start is not None:
+            print("start", start, json.dumps(teacher_forced(start, test_all, tokenizer)), flush=True)
+        rows = with_context_rows(train, args.share, args.rows_seed, tokenizer=tokenizer, max_tokens=512,
+                                 correct_share=args.correct)
+        config = TrainConfig(steps=args.steps, batch_size=32, lr=args.lr, seed=args.rows_seed)
+        began = time.time()
+        record = train_many([[dict(problems=rows, tokenizer=tokenizer, spec_or_model=args.spec, init_from=start,
+                                   config=config, out_dir=work)]], parallel=False)[0]
+        print(f"continued {args.steps} steps (share {args.share}, correct {args.correct}) in "
+              f"{time.time() - began:.0f} s, final loss {record['final_loss']:.4f}", flush=True)
+    print("continued", json.dumps(teacher_forced(work, test_all, tokenizer)), flush=True)
+    if args.probe:
+        from ttc_lib.generation.generator import Generator
 
+        max_new_tokens = max_new_tokens_for(train, tokenizer)
+        test = [p for level in sorted({p.level for p in test_all}) if level >= 4
+                for p in [q for q in test_all if q.level == level][:args.per_level]]
+        model = Generator.from_pretrained(work, device="cpu")
+        attempts = rd.sample_answers(model, test, 8, temperature=1.0, max_new_tokens=max_new_tokens, seed=1,
+                                     progress=False)
+        print(f"bare pass@1 {attempts.correct.mean():.3f}", json.dumps(probe(model, test, attempts, args, max_new_tokens)),
+              flush=True)
+        revised = reviser(model, work, train[-REVISION["revision_questions"]:], Path(args.work) / "reviser",
+                          max_new_tokens)
+        print("reviser", json.dumps(probe(revised, test, attempts, args, max_new_tokens)), flush=True)
 
 if __name__ == "__main__":
     main()
