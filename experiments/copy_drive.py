@@ -31,6 +31,11 @@ docs/revisions.md). Levels 10-12, bare / correct attempt / slip:
 
 Its probe (--reuse --probe): bare pass@1 .043; own correct - none +.240 [+.159, +.331], own wrong -
 none -.008 [-.024, +.007]; its reviser +.105 [+.051, +.159] and -.004 [-.016, +.008].
+
+The copier, then 2000 steps on --share .5 --correct .5 (--lr 2e-3; D): bare pass@1 .385; its reviser
+(--reuse --probe --chains 4): own correct - none +.085 [+.039, +.132], own wrong - none +.033
+[+.002, +.063]; chains' pass@1 by step .219 .235 .261 .261, step 4 - step 1 +.042 [+.007, +.078]
+(180 questions): both revision tests pass, from bare answers (.219) worse than D's own.
 """
 
 from __future__ import annotations
@@ -48,11 +53,15 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 from hard_context_rows import REVISION, probe, reviser, teacher_forced  # noqa: E402
 
+from ttc_lib.analysis.revision_intervals import step_curve, step_difference  # noqa: E402
+from ttc_lib.analysis.uncertainty import interval  # noqa: E402
 from ttc_lib.generation.pass_at_1 import max_new_tokens_for  # noqa: E402
 from ttc_lib.models.context_rows import with_context_rows  # noqa: E402
 from ttc_lib.models.parallel_training import train_many  # noqa: E402
 from ttc_lib.models.train_config import TrainConfig  # noqa: E402
 from ttc_lib.revisions import data as rd  # noqa: E402
+from ttc_lib.revisions.analysis import transitions  # noqa: E402
+from ttc_lib.search.revision_chains import attempts_frame, run_chains  # noqa: E402
 from ttc_lib.tasks.math_dataset import load_jsonl  # noqa: E402
 
 
@@ -73,6 +82,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="skip the training: the model already under --work")
     parser.add_argument("--per-level", type=int, default=20)  # probe: questions per level, levels 4-12
     parser.add_argument("--samples", type=int, default=8)  # probe: answers per question and context
+    parser.add_argument("--chains", type=int, default=0,
+                        help="with --probe: this many revision chains of 4 steps per probe question, by the reviser")
     parser.add_argument("--work", default=str(ROOT / "build" / "experiments" / "copy_drive"))
     args = parser.parse_args()
     runs = Path(os.environ.get("TTC_RUNS_DIR", ROOT / "data" / "runs")) / args.profile
@@ -107,6 +118,12 @@ def main() -> None:
         revised = reviser(model, work, train[-REVISION["revision_questions"]:], Path(args.work) / "reviser",
                           max_new_tokens)
         print("reviser", json.dumps(probe(revised, test, attempts, args, max_new_tokens)), flush=True)
+        if args.chains:
+            chains = run_chains(revised, test, [4] * args.chains, seed=3, max_new_tokens=max_new_tokens, progress=False)
+            frame = attempts_frame(test, chains)
+            print("chains: pass@1 by step", step_curve(frame).round(3).to_dict("records"),
+                  "step 4 - step 1", interval(step_difference(frame, 4, 1), 3), "transitions", transitions(frame),
+                  flush=True)
 
 if __name__ == "__main__":
     main()
