@@ -35,7 +35,9 @@ none -.008 [-.024, +.007]; its reviser +.105 [+.051, +.159] and -.004 [-.016, +.
 The copier, then 2000 steps on --share .5 --correct .5 (--lr 2e-3; D): bare pass@1 .385; its reviser
 (--reuse --probe --chains 4): own correct - none +.085 [+.039, +.132], own wrong - none +.033
 [+.002, +.063]; chains' pass@1 by step .219 .235 .261 .261, step 4 - step 1 +.042 [+.007, +.078]
-(180 questions): both revision tests pass, from bare answers (.219) worse than D's own.
+(180 questions): both revision tests pass, from bare answers (.219) worse than D's own. With
+--revision-lr 1e-4 the reviser keeps its bare answers (chain step 1 .372) and both fail: own wrong -
+none -.065 [-.097, -.031], step 4 - step 1 -.051 [-.083, -.019]. The pass was the damage.
 """
 
 from __future__ import annotations
@@ -84,9 +86,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8)  # probe: answers per question and context
     parser.add_argument("--chains", type=int, default=0,
                         help="with --probe: this many revision chains of 4 steps per probe question, by the reviser")
+    parser.add_argument("--revision-lr", type=float, default=REVISION["revision_lr"],
+                        help="peak lr of the reviser's fine-tuning (notebook 05's cpu value by default)")
     parser.add_argument("--work", default=str(ROOT / "build" / "experiments" / "copy_drive"))
     args = parser.parse_args()
     runs = Path(os.environ.get("TTC_RUNS_DIR", ROOT / "data" / "runs")) / args.profile
+    REVISION["revision_lr"] = args.revision_lr  # hard_context_rows.reviser reads its recipe from there
     start = None if args.init_from == "scratch" else Path(args.init_from or runs / "01_train_generator" / "policy")
     tokenizer = AutoTokenizer.from_pretrained(runs / "01_train_generator" / "tokenizer")
     train = load_jsonl(runs / "00_data" / "train.jsonl")
