@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from hard_context_rows import REVISION, probe, reviser, teacher_forced  # noqa: E402
+from hard_context_rows import REVISION, probe, probe_questions, reviser, teacher_forced  # noqa: E402
 
 from ttc_lib.generation.pass_at_1 import max_new_tokens_for  # noqa: E402
 from ttc_lib.models.context_rows import row_tokens  # noqa: E402
@@ -141,8 +141,7 @@ def main() -> None:
         for path in args.losses_of:
             print(path, json.dumps(teacher_forced(Path(path), test_all, tokenizer)), flush=True)
         return
-    test = [p for level in sorted({p.level for p in test_all}) if level >= args.probe_from
-            for p in [q for q in test_all if q.level == level][:args.per_level]]
+    test = probe_questions(test_all, args.probe_from, args.per_level)
     rows = commuted_rows(train, args.share, args.rows_seed, tokenizer, 512)
     print(f"{sum(r.question != p.question for r, p in zip(rows, train)) / len(train):.3f} of rows read attempts; "
           f"sample row:\n{training_text(*[x for r in rows if 'Attempt' in r.question for x in (r.question, r.solution)][:2])}",

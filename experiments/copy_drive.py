@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from hard_context_rows import REVISION, probe, reviser, teacher_forced  # noqa: E402
+from hard_context_rows import REVISION, probe, probe_questions, reviser, teacher_forced  # noqa: E402
 
 from ttc_lib.analysis.revision_intervals import step_curve, step_difference  # noqa: E402
 from ttc_lib.analysis.uncertainty import interval  # noqa: E402
@@ -91,7 +91,6 @@ def main() -> None:
     parser.add_argument("--work", default=str(ROOT / "build" / "experiments" / "copy_drive"))
     args = parser.parse_args()
     runs = Path(os.environ.get("TTC_RUNS_DIR", ROOT / "data" / "runs")) / args.profile
-    REVISION["revision_lr"] = args.revision_lr  # hard_context_rows.reviser reads its recipe from there
     start = None if args.init_from == "scratch" else Path(args.init_from or runs / "01_train_generator" / "policy")
     tokenizer = AutoTokenizer.from_pretrained(runs / "01_train_generator" / "tokenizer")
     train = load_jsonl(runs / "00_data" / "train.jsonl")
@@ -113,22 +112,23 @@ def main() -> None:
         from ttc_lib.generation.generator import Generator
 
         max_new_tokens = max_new_tokens_for(train, tokenizer)
-        test = [p for level in sorted({p.level for p in test_all}) if level >= 4
-                for p in [q for q in test_all if q.level == level][:args.per_level]]
+        test = probe_questions(test_all, 4, args.per_level)
         model = Generator.from_pretrained(work, device="cpu")
         attempts = rd.sample_answers(model, test, 8, temperature=1.0, max_new_tokens=max_new_tokens, seed=1,
                                      progress=False)
-        print(f"bare pass@1 {attempts.correct.mean():.3f}", json.dumps(probe(model, test, attempts, args, max_new_tokens)),
-              flush=True)
+        print(f"bare pass@1 {attempts.correct.mean():.3f}",
+              json.dumps(probe(model, test, attempts, args, max_new_tokens)), flush=True)
         revised = reviser(model, work, train[-REVISION["revision_questions"]:], Path(args.work) / "reviser",
-                          max_new_tokens)
+                          max_new_tokens, lr=args.revision_lr)
         print("reviser", json.dumps(probe(revised, test, attempts, args, max_new_tokens)), flush=True)
         if args.chains:
-            chains = run_chains(revised, test, [4] * args.chains, seed=3, max_new_tokens=max_new_tokens, progress=False)
+            chains = run_chains(revised, test, [4] * args.chains, seed=3, max_new_tokens=max_new_tokens,
+                                progress=False)
             frame = attempts_frame(test, chains)
             print("chains: pass@1 by step", step_curve(frame).round(3).to_dict("records"),
                   "step 4 - step 1", interval(step_difference(frame, 4, 1), 3), "transitions", transitions(frame),
                   flush=True)
+
 
 if __name__ == "__main__":
     main()

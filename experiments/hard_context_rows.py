@@ -78,6 +78,12 @@ def hard_rows(train: list, hard_from: int, tokenizer, max_tokens: int, seed: int
     return [row if p.level >= hard_from else p for row, p in zip(with_all, train)]
 
 
+def probe_questions(test_all: list, from_level: int, per_level: int) -> list:
+    """The probe's questions: the first ``per_level`` test questions of each level >= ``from_level``."""
+    return [p for level in sorted({p.level for p in test_all}) if level >= from_level
+            for p in [q for q in test_all if q.level == level][:per_level]]
+
+
 def probe(generator, test: list, attempts, args, max_new_tokens: int) -> dict:
     table = probe_contexts(generator, test, attempts, args.samples, temperature=1.0,
                            max_new_tokens=max_new_tokens, seed=2)
@@ -85,9 +91,11 @@ def probe(generator, test: list, attempts, args, max_new_tokens: int) -> dict:
             "differences": {k: interval(v, 3) for k, v in probe_differences(table).items()}}
 
 
-def reviser(policy, policy_path: Path, questions: list, out: Path, max_new_tokens: int, rewrite=None):
+def reviser(policy, policy_path: Path, questions: list, out: Path, max_new_tokens: int, rewrite=None,
+            lr: float | None = None):
     """Notebook 05's fine-tuning of ``policy`` on its answers to ``questions`` (REVISION); ``rewrite``
-    (a RevisionExample -> RevisionExample) is applied to each example first, when given."""
+    (a RevisionExample -> RevisionExample) is applied to each example first, when given; ``lr``
+    replaces the recipe's peak learning rate."""
     from ttc_lib.generation.generator import Generator
 
     r = REVISION
@@ -97,7 +105,7 @@ def reviser(policy, policy_path: Path, questions: list, out: Path, max_new_token
                                       keep_share=r["keep_share"])
     examples = [rewrite(e) for e in examples] if rewrite else examples
     fit, val = rd.split_examples(examples, r["val_fraction"], 0)
-    config = TrainConfig(steps=r["revision_steps"], batch_size=r["revision_batch_size"], lr=r["revision_lr"],
+    config = TrainConfig(steps=r["revision_steps"], batch_size=r["revision_batch_size"], lr=lr or r["revision_lr"],
                          warmup_steps=max(1, r["revision_steps"] // 10), seed=0)
     record = train_revision_model(policy_path, fit, val, config, out, eval_every=r["eval_every"],
                                   patience=r["patience"], max_positions=max(1024, 5 * max_new_tokens + 256))
@@ -155,8 +163,7 @@ def main() -> None:
     train = load_jsonl(runs / "00_data" / "train.jsonl")
     max_new_tokens = args.max_new_tokens or max_new_tokens_for(train, tokenizer)  # as notebook 01 sets it
     test_all = load_jsonl(runs / "00_data" / "test.jsonl")
-    test = [p for level in sorted({p.level for p in test_all}) if level >= args.probe_from
-            for p in [q for q in test_all if q.level == level][:args.per_level]]
+    test = probe_questions(test_all, args.probe_from, args.per_level)
     rows = {"uniform": with_context_rows(train, args.share, 0, tokenizer=tokenizer, max_tokens=512),
             "hard": hard_rows(train, args.hard_from, tokenizer, 512, 0)}
     for name, arm in rows.items():

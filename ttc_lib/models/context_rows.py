@@ -69,7 +69,8 @@ def with_context_rows(problems: list[Problem], share: float, seed: int = 0, *, t
             raise ValueError(f"context rows need arithmetic-world problems (their slips are made from the reference "
                              f"steps); problem {problem.id} is not one: set context_share: 0 for other data") from None
         attempts = attempts_for(problem, rng.randint(1, max_attempts), rng, correct_share)
-        while attempts and tokenizer is not None and row_tokens(tokenizer, problem.question, attempts, problem.solution) > max_tokens:
+        while (attempts and tokenizer is not None
+               and row_tokens(tokenizer, problem.question, attempts, problem.solution) > max_tokens):
             attempts = attempts[1:]
         rows.append(replace(problem, question=revision_question(problem.question, attempts)))
     return rows

@@ -131,13 +131,14 @@ class Stage:
         hold what it made, from inputs that have not changed since (``artifacts.check_upstream``:
         else ``StaleStage`` names the stage to rerun). Then this stage's old ``summary.json`` is
         removed (until the new one is written, at the end, the stage is visibly unfinished and no
-        later stage reads it), and before it those of the stages built on this one (``dependents``:
-        made from what is now being rewritten, they are unfinished too until rerun, so a kill at any
-        point leaves no finished stage on an unfinished one), and its manifest is written: the notebook's declared parameters read
-        from ``namespace``, its seed, the digest of every input stage, the hash of every data file a
-        path parameter names, the environment (``environment.environment``: versions, CUDA, GPU, the
-        device: this notebook's ``device`` parameter, else the one 01 recorded, else None).
-        ``torch_threads`` > 0 sets torch's thread count."""
+        later stage reads it); before it go those of the stages built on this one (``dependents``:
+        made from what is now being rewritten, they stay unfinished until rerun, so a kill at any
+        point leaves no finished stage on an unfinished one). Then its manifest is written: the
+        notebook's declared parameters read from ``namespace``, its seed, the digest of every input
+        stage, the hash of every data file a path parameter names, the environment
+        (``environment.environment``: versions, CUDA, GPU, the device: this notebook's ``device``
+        parameter, else the one 01 recorded, else None). ``torch_threads`` > 0 sets torch's thread
+        count."""
         stage = cls(profile, name)
         inputs = {upstream: stage.check_input(upstream) for upstream in STAGE_INPUTS[name]}
         if torch_threads > 0:
